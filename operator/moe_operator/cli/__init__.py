@@ -1,0 +1,1 @@
+"""moectl: the command-line interface."""

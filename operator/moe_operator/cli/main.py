@@ -1,0 +1,121 @@
+"""moectl entry point.
+
+Exit codes of `moectl validate`: 0 every plan feasible, 1 some plan infeasible, 2 unreadable or
+schema-invalid input (each problem printed as `field.path: reason`, never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from ..capacity.catalog import CatalogError, gpu_catalog, model_catalog
+from ..capacity.evaluate import evaluate
+from ..capacity.hf_import import HFConfigError, architecture_from_hf
+from ..capacity.report_json import report_to_json
+from .load import InputError, load_deployments
+from .render import print_report
+
+app = typer.Typer(help="moectl: plan, validate and operate Mixture-of-Experts inference deployments.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+catalog_app = typer.Typer(help="List the GPU and model catalogs.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+EXIT_FEASIBLE, EXIT_INFEASIBLE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class Output(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _fail_input(problems: list[str], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"error": "invalid input", "problems": problems}, indent=2))
+    else:
+        err = Console(stderr=True)
+        err.print("[bold red]invalid input[/]")
+        for p in problems:
+            err.print(f"  {p}", markup=False, highlight=False)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def validate(
+    file: Annotated[str, typer.Option("-f", "--file", help="MoEDeployment YAML (several documents allowed; - for stdin).")],
+    output: Annotated[Output, typer.Option("-o", "--output", help="text or json.")] = Output.text,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write the per-stage memory chart to this .png or .svg.")] = None,
+) -> None:
+    """Run the capacity model on a plan and print its report and verdict."""
+    as_json = output == Output.json
+    try:
+        deployments = load_deployments(file)
+        reports = [evaluate(d.spec, d.metadata.name) for d in deployments]
+    except InputError as err:
+        _fail_input(err.problems, as_json)
+        return
+    except CatalogError as err:
+        _fail_input([f"{err.field_path}: {err.reason}"], as_json)
+        return
+    if as_json:
+        docs = [report_to_json(r) for r in reports]
+        typer.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    else:
+        console = Console()
+        for r in reports:
+            print_report(r, console)
+    if plot:
+        from .plot import plot_memory
+
+        for i, r in enumerate(reports):
+            target = plot if len(reports) == 1 else str(Path(plot).with_stem(f"{Path(plot).stem}-{i}-{r.name}"))
+            plot_memory(r, target)
+    raise typer.Exit(EXIT_FEASIBLE if all(r.feasible for r in reports) else EXIT_INFEASIBLE)
+
+
+@app.command("import-hf")
+def import_hf(config: Annotated[Path, typer.Argument(help="A Hugging Face config.json.")]) -> None:
+    """Print the `spec.model.architecture` block for a Hugging Face config.json."""
+    try:
+        cfg = json.loads(config.read_text(encoding="utf-8"))
+        arch = architecture_from_hf(cfg)
+    except (OSError, json.JSONDecodeError, HFConfigError) as err:
+        Console(stderr=True).print(f"[red]{config}[/]: {err}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    typer.echo(yaml.safe_dump({"architecture": arch}, sort_keys=False), nl=False)
+
+
+@catalog_app.command("gpus")
+def catalog_gpus() -> None:
+    """GPUs the capacity model knows (per GPU, dense peaks)."""
+    t = Table("name", "memory MiB", "HBM GB/s", "BF16 TFLOP/s", "FP8 TFLOP/s", "FP4 TFLOP/s", "NVLink GB/s", "network Gb/s", "node label")
+    for name, g in gpu_catalog().items():
+        t.add_row(name, str(g["memoryMiB"]), str(g["memoryBandwidthGBps"]), str(g["tflops"]["bf16"]), str(g["tflops"]["fp8"]),
+                  str(g["tflops"]["fp4"]), str(g["nvlinkGBps"]), str(g["networkGbps"]), g["nodeLabel"])
+    Console().print(t)
+
+
+@catalog_app.command("models")
+def catalog_models() -> None:
+    """Model presets and their published parameter counts."""
+    t = Table("preset", "layers", "hidden", "experts (top-k)", "attention", "weights", "published total / active")
+    for name, m in model_catalog().items():
+        a, p = m["architecture"], m["published"]
+        t.add_row(name, str(a["layers"]), str(a["hiddenSize"]), f"{a['experts']} ({a['expertsPerToken']})", a["attention"],
+                  m.get("weightDtype", "bf16"), f"{p['totalParamsB']}B / {p['activeParamsB']}B")
+    Console().print(t)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
