@@ -32,9 +32,9 @@ class WorkloadSpec(KubeModel):
         default_factory=lambda: TokenRange(min=1, mean=256, max=1024),
         description="Generated length distribution, in tokens.",
     )
-    requests_per_second: int | None = Field(
-        None, ge=0, le=10000000,
-        description="Expected arrival rate for the whole deployment, in requests per second; used for queueing in TTFT. When unset, the throughput target implies it.",
+    requests_per_minute: int | None = Field(
+        None, ge=0, le=600000000,
+        description="Expected arrival rate for the whole deployment, in requests per minute; used for queueing in TTFT. When unset, the throughput target implies it.",
     )
 
 

@@ -38,12 +38,6 @@ def split_by_link(group_gpus: int, gpus_per_node: int) -> tuple[float, float]:
     return (local - 1) / group_gpus, (group_gpus - local) / group_gpus
 
 
-def uniform_exchange_seconds(bytes_per_gpu: float, group_gpus: int, gpus_per_node: int, links: Links) -> float:
-    """One GPU sends `bytes_per_gpu` spread evenly over the group: max of NVLink and network time."""
-    intra, inter = split_by_link(group_gpus, gpus_per_node)
-    return max(bytes_per_gpu * intra / links.nvlink_bytes_per_second, bytes_per_gpu * inter / links.network_bytes_per_second)
-
-
 def all_reduce_seconds(buffer_bytes: float, group_gpus: int, gpus_per_node: int, links: Links) -> float:
     """Ring all-reduce of a `buffer_bytes` buffer: each GPU moves 2 (n-1)/n x B over its slowest link."""
     if group_gpus <= 1:
@@ -55,17 +49,43 @@ def all_reduce_seconds(buffer_bytes: float, group_gpus: int, gpus_per_node: int,
 
 def expert_all_to_all_bytes_per_gpu(tokens_per_gpu: float, copies_per_token: float, hidden_size: int,
                                     dispatch_bytes_per_value: float, combine_bytes_per_value: float) -> float:
-    """Bytes one GPU sends per MoE layer: dispatch of its tokens to their experts plus the combine back."""
+    """Bytes one GPU sends per MoE layer: dispatch of `copies_per_token` copies of each of its tokens
+    plus the combine of as many results back."""
     return tokens_per_gpu * copies_per_token * hidden_size * (dispatch_bytes_per_value + combine_bytes_per_value)
 
 
-def expert_all_to_all_seconds(tokens_per_gpu: float, copies_per_token: float, hidden_size: int,
-                              dispatch_bytes_per_value: float, combine_bytes_per_value: float,
-                              group_gpus: int, gpus_per_node: int, links: Links) -> float:
-    """Dispatch + combine of one MoE layer across the expert group, in seconds."""
-    sent = expert_all_to_all_bytes_per_gpu(tokens_per_gpu, copies_per_token, hidden_size,
-                                           dispatch_bytes_per_value, combine_bytes_per_value)
-    return uniform_exchange_seconds(sent, group_gpus, gpus_per_node, links)
+@dataclass(frozen=True)
+class ExpertCopies:
+    """Copies of one token (hidden vectors) a GPU sends per MoE layer, by link."""
+
+    nvlink: float
+    network: float
+
+
+def per_expert_copies(experts_per_token: float, group_gpus: int, gpus_per_node: int) -> ExpertCopies:
+    """Low-latency dispatch (DeepEP's decode kernels): one copy per routed expert, sent straight to
+    the GPU that holds it, uniformly spread over the group."""
+    intra, inter = split_by_link(group_gpus, gpus_per_node)
+    return ExpertCopies(nvlink=experts_per_token * intra, network=experts_per_token * inter)
+
+
+def node_deduplicated_copies(experts_per_token: float, group_gpus: int, gpus_per_node: int) -> ExpertCopies:
+    """Normal dispatch (DeepEP's prefill kernels): one network copy per remote node that holds any of the
+    token's experts, forwarded over NVLink inside that node. With N nodes and k uniform experts,
+    remote nodes hit = (N - 1) (1 - (1 - 1/N)^k)."""
+    if group_gpus <= gpus_per_node:
+        return per_expert_copies(experts_per_token, group_gpus, gpus_per_node)
+    nodes = group_gpus / gpus_per_node
+    remote_nodes = (nodes - 1) * (1 - (1 - 1 / nodes) ** experts_per_token)
+    forwarded = experts_per_token * (gpus_per_node - 1) / gpus_per_node
+    return ExpertCopies(nvlink=forwarded, network=remote_nodes)
+
+
+def expert_all_to_all_seconds(tokens_per_gpu: float, copies: ExpertCopies, hidden_size: int,
+                              dispatch_bytes_per_value: float, combine_bytes_per_value: float, links: Links) -> float:
+    """Dispatch + combine of one MoE layer: NVLink and network traffic run concurrently, the slower sets the time."""
+    per_copy = expert_all_to_all_bytes_per_gpu(tokens_per_gpu, 1.0, hidden_size, dispatch_bytes_per_value, combine_bytes_per_value)
+    return max(per_copy * copies.nvlink / links.nvlink_bytes_per_second, per_copy * copies.network / links.network_bytes_per_second)
 
 
 def pipeline_handoff_seconds(tokens: float, hidden_size: int, activation_bytes: float, stage_gpus: int,

@@ -79,8 +79,8 @@ def arrival_rate_per_second(workload: WorkloadSpec, target_tokens_per_second_per
                             role_gpus: int, tokens_per_request: int) -> float | None:
     """Requests per second the whole role must absorb: the workload's rate, or the one its throughput
     target implies; None when neither is given."""
-    if workload.requests_per_second is not None:
-        return float(workload.requests_per_second)
+    if workload.requests_per_minute is not None:
+        return workload.requests_per_minute / 60.0
     if target_tokens_per_second_per_gpu is not None:
         return target_tokens_per_second_per_gpu * role_gpus / tokens_per_request
     return None

@@ -58,6 +58,7 @@ def _role(r: RoleReport) -> dict[str, Any]:
         "tokensPerSecond": round(r.tokens_per_second, 3),
         "tokensPerSecondPerGPUBound": round(r.tokens_per_second_per_gpu_bound, 3),
         "ttftMilliseconds": _ms(r.ttft_seconds), "tpotMilliseconds": _ms(r.tpot_seconds),
+        "queueSaturated": r.ttft_seconds is not None and not isfinite(r.ttft_seconds),
         "arrivalRatePerSecond": r.arrival_rate_per_second,
         "communicationFraction": round(r.communication_fraction, 4), "links": r.links,
         "prefillStepPerStage": [_step(t) for t in r.prefill_steps],

@@ -76,17 +76,17 @@ def tensor_comm_seconds(m: ModelShape, layout: RoleLayout, stage: StageLayout, t
     return per_op * reductions
 
 
-def expert_comm_seconds(m: ModelShape, layout: RoleLayout, stage: StageLayout, tokens: float, links: C.Links) -> float:
-    """Dispatch and combine of every MoE layer when experts are spread over more than one group."""
+def expert_comm_seconds(m: ModelShape, layout: RoleLayout, stage: StageLayout, tokens: float, links: C.Links,
+                        decode: bool) -> float:
+    """Dispatch and combine of every MoE layer when experts are spread over more than one group:
+    per-expert copies in decode (low-latency kernels), node-deduplicated copies in prefill."""
     if layout.expert <= 1 or stage.moe_layers == 0:
         return 0.0
+    copies_of = C.per_expert_copies if decode else C.node_deduplicated_copies
+    copies = copies_of(m.experts_per_token * layout.expert_tensor, layout.gpus_per_stage, layout.gpus_per_node)
     per_layer = C.expert_all_to_all_seconds(
-        tokens_per_gpu=tokens / layout.gpus_per_stage,
-        copies_per_token=m.experts_per_token * layout.expert_tensor,
-        hidden_size=m.hidden_size,
-        dispatch_bytes_per_value=dispatch_bytes_per_value(m),
-        combine_bytes_per_value=ACTIVATION_BYTES,
-        group_gpus=layout.gpus_per_stage, gpus_per_node=layout.gpus_per_node, links=links,
+        tokens_per_gpu=tokens / layout.gpus_per_stage, copies=copies, hidden_size=m.hidden_size,
+        dispatch_bytes_per_value=dispatch_bytes_per_value(m), combine_bytes_per_value=ACTIVATION_BYTES, links=links,
     )
     return per_layer * stage.moe_layers
 
@@ -105,6 +105,6 @@ def stage_step(m: ModelShape, gpu: GPU, eff: Efficiency, layout: RoleLayout, sta
         compute_seconds=compute_seconds(m, gpu, eff, layout, stage, tokens, context_tokens, absorbed=decode),
         memory_seconds=hbm / (gpu.memory_bandwidth_bytes_per_second * eff.memory_bandwidth),
         tensor_comm_seconds=tensor_comm_seconds(m, layout, stage, tokens, links),
-        expert_comm_seconds=expert_comm_seconds(m, layout, stage, tokens, links),
+        expert_comm_seconds=expert_comm_seconds(m, layout, stage, tokens, links, decode),
         pipeline_comm_seconds=handoff,
     )

@@ -52,13 +52,12 @@ def throughput_findings(role: RoleReport, target: int | None, gpu_name: str) -> 
                         f"{role.tokens_per_second_per_gpu_bound:,.0f} {kind} tokens/s; lower the target or choose a faster GPU",
                         role.role)]
     if role.tokens_per_second_per_gpu < target:
-        need = ceil(role.replicas * target / max(role.tokens_per_second_per_gpu, 1e-9))
         return [Finding(Code.THROUGHPUT_BELOW_TARGET,
                         f"{role.role}: predicted {role.tokens_per_second_per_gpu:,.0f} {kind} tokens/s per GPU "
                         f"({role.tokens_per_second:,.0f} for the role's {role.gpus} GPUs), below the target of {target:,} per GPU; "
                         f"communication takes {role.communication_fraction:.0%} of step time; the favourable bound is "
-                        f"{role.tokens_per_second_per_gpu_bound:,.0f} per GPU, so a plan with less communication or larger batches may meet it "
-                        f"(the same per-GPU rate with more replicas does not: {need} replicas would only add GPUs)",
+                        f"{role.tokens_per_second_per_gpu_bound:,.0f} per GPU, so a plan with less communication (smaller tensor or expert groups, "
+                        f"all-to-all inside a node) or larger batches may meet it; more replicas of the same plan do not raise the per-GPU rate",
                         role.role)]
     return []
 
@@ -128,9 +127,9 @@ def balance_warning(prefill: RoleReport, decode: RoleReport, mean_prompt_tokens:
     if 1 / IMBALANCE_TOLERANCE <= ratio <= IMBALANCE_TOLERANCE:
         return []
     if ratio < 1:
-        idle, want = "decode", f"about {ceil(prefill.replicas / ratio)} prefill replicas (or {max(1, round(decode.replicas * ratio))} decode)"
+        idle, want = "decode", f"about {ceil(prefill.replicas / ratio)} prefill replicas"
     else:
-        idle, want = "prefill", f"about {ceil(decode.replicas * ratio)} decode replicas (or {max(1, round(prefill.replicas / ratio))} prefill)"
+        idle, want = "prefill", f"about {ceil(decode.replicas * ratio)} decode replicas"
     return [Finding(Code.ROLE_IMBALANCE,
                     f"prefill can serve {prefill_rps:,.1f} requests/s and decode {decode_rps:,.1f} at {mean_prompt_tokens} prompt / "
                     f"{mean_output_tokens} output tokens, so {idle} idles; balance with {want}")]
