@@ -94,8 +94,8 @@ for name in "${!pids[@]}"; do
   fi
 done
 [ $failed = 0 ] || exit 1
-# etcd's main package is go.etcd.io/etcd/server/v3, so its binary is named v3.
-[ -x "$bin/v3" ] && mv -f "$bin/v3" "$bin/etcd"
+# etcd's main package is go.etcd.io/etcd/server/v3; go build names its binary after "server".
+if [ -x "$bin/server" ]; then mv -f "$bin/server" "$bin/etcd"; fi
 for b in "${binaries[@]}"; do [ -x "$bin/$b" ] || { log "missing $b after build"; exit 1; }; done
 echo "$stamp_value" >"$bin/.stamp"
 log "built in $(( $(date +%s) - start ))s: $(du -sh "$bin" | cut -f1) in $bin"

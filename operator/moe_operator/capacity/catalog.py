@@ -101,11 +101,11 @@ def _merged_architecture(model: ModelSpec) -> tuple[str, dict[str, Any], dict[st
     return name, preset, arch
 
 
-def _dtype(field_path: str, name: str) -> tuple[float, str]:
+def _dtype(field_path: str, name: str) -> dict[str, Any]:
     entry = dtype_catalog().get(name)
     if entry is None:
         raise CatalogError(field_path, f"unknown dtype {name!r}")
-    return float(entry["bytes"]), str(entry["computeClass"])
+    return entry
 
 
 def resolve_model(model: ModelSpec) -> ModelShape:
@@ -126,9 +126,9 @@ def resolve_model(model: ModelSpec) -> ModelShape:
     weight_dtype = model.weight_dtype or preset.get("weightDtype", "bf16")
     expert_dtype = model.expert_weight_dtype or preset.get("expertWeightDtype", weight_dtype)
     kv_dtype = model.kv_cache_dtype or "bf16"
-    weight_bytes, compute_class = _dtype("spec.model.weightDtype", weight_dtype)
-    expert_bytes, expert_class = _dtype("spec.model.expertWeightDtype", expert_dtype)
-    kv_bytes, _ = _dtype("spec.model.kvCacheDtype", kv_dtype)
+    weights = _dtype("spec.model.weightDtype", weight_dtype)
+    experts = _dtype("spec.model.expertWeightDtype", expert_dtype)
+    kv = _dtype("spec.model.kvCacheDtype", kv_dtype)
     if a["denseLayers"] >= a["layers"]:
         raise CatalogError("spec.model.architecture.denseLayers", f"{a['denseLayers']} dense layers leave no MoE layer of {a['layers']}")
     if a["denseLayers"] > 0 and a["denseIntermediateSize"] <= 0:
@@ -157,11 +157,11 @@ def resolve_model(model: ModelSpec) -> ModelShape:
         mla=mla,
         sliding_window_layers=a["slidingWindowLayers"],
         sliding_window_tokens=a["slidingWindowTokens"],
-        weight_bytes_per_param=weight_bytes,
-        expert_weight_bytes_per_param=expert_bytes,
-        kv_cache_bytes_per_value=kv_bytes,
-        compute_class=compute_class,
-        expert_compute_class=expert_class,
+        weight_bytes_per_param=float(weights["bytes"]),
+        expert_weight_bytes_per_param=float(experts["bytes"]),
+        kv_cache_bytes_per_value=float(kv["kvCacheBytes"]),
+        compute_class=str(weights["computeClass"]),
+        expert_compute_class=str(experts["computeClass"]),
         weight_dtype=weight_dtype,
         expert_weight_dtype=expert_dtype,
         kv_cache_dtype=kv_dtype,
