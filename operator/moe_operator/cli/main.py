@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 import yaml
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from ..capacity.catalog import CatalogError, gpu_catalog, model_catalog
 from ..capacity.evaluate import evaluate
@@ -95,7 +95,8 @@ def import_hf(config: Annotated[Path, typer.Argument(help="A Hugging Face config
 @catalog_app.command("gpus")
 def catalog_gpus() -> None:
     """GPUs the capacity model knows (per GPU, dense peaks)."""
-    t = Table("name", "memory MiB", "HBM GB/s", "BF16 TFLOP/s", "FP8 TFLOP/s", "FP4 TFLOP/s", "NVLink GB/s", "network Gb/s", "node label")
+    t = Table("memory MiB", "HBM GB/s", "BF16 TFLOP/s", "FP8 TFLOP/s", "FP4 TFLOP/s", "NVLink GB/s", "network Gb/s", "node label")
+    t.columns.insert(0, Column("name", no_wrap=True))
     for name, g in gpu_catalog().items():
         t.add_row(name, str(g["memoryMiB"]), str(g["memoryBandwidthGBps"]), str(g["tflops"]["bf16"]), str(g["tflops"]["fp8"]),
                   str(g["tflops"]["fp4"]), str(g["nvlinkGBps"]), str(g["networkGbps"]), g["nodeLabel"])
@@ -105,7 +106,8 @@ def catalog_gpus() -> None:
 @catalog_app.command("models")
 def catalog_models() -> None:
     """Model presets and their published parameter counts."""
-    t = Table("preset", "layers", "hidden", "experts (top-k)", "attention", "weights", "published total / active")
+    t = Table("layers", "hidden", "experts (top-k)", "attention", "weights", "published total / active")
+    t.columns.insert(0, Column("preset", no_wrap=True))
     for name, m in model_catalog().items():
         a, p = m["architecture"], m["published"]
         t.add_row(name, str(a["layers"]), str(a["hiddenSize"]), f"{a['experts']} ({a['expertsPerToken']})", a["attention"],
