@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-unit test-e2e lint-imports bench cluster-up cluster-down clean
+.PHONY: venv system-deps demo test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -23,12 +23,38 @@ demo: venv
 	  [ $$rc -le 1 ] || exit $$rc; \
 	done; true
 
+## system-deps: Debian packages the local cluster needs (Prometheus, openssl); Go builds the rest
+system-deps:
+	@missing=""; for c in prometheus openssl; do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+	@command -v go >/dev/null || { echo "Go is needed once to build the local cluster binaries"; exit 1; }
+
+## cluster-up / cluster-down: the local control plane with simulated GPU nodes and Prometheus
+cluster-up: venv system-deps
+	$(BIN)/python deploy/local/cluster.py up
+
+cluster-down:
+	@$(PYTHON) deploy/local/cluster.py down
+
+cluster-status:
+	@$(PYTHON) deploy/local/cluster.py status
+
 lint-imports: venv
 	$(BIN)/lint-imports
 
-## test: layering contract, unit tests and end-to-end tests on the local cluster
-test: venv lint-imports
-	$(BIN)/pytest
+## test: layering contract, unit tests, then end-to-end tests on the local cluster (built and started as needed)
+test: venv system-deps lint-imports
+	$(BIN)/pytest -m 'not e2e'
+	$(BIN)/pytest -m e2e
+
+## test-e2e: only the end-to-end tests
+test-e2e: venv system-deps
+	$(BIN)/pytest -m e2e
 
 ## test-unit: only the fast tests (no cluster)
 test-unit: venv lint-imports
