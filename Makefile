@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps demo test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
+.PHONY: venv system-deps generate demo test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ cluster-down:
 
 cluster-status:
 	@$(PYTHON) deploy/local/cluster.py status
+
+## generate: write generated files (the CRD) from their sources
+generate: venv
+	$(BIN)/moectl crd > crds/moedeployments.moe.inference.io.yaml
 
 lint-imports: venv
 	$(BIN)/lint-imports

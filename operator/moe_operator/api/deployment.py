@@ -24,10 +24,54 @@ class EngineKind(str, Enum):
     SGLANG = "sglang"
 
 
+DEFAULT_IMAGES = {"vllm": "vllm/vllm-openai:v0.11.0", "sglang": "lmsysorg/sglang:v0.5.4"}
+
+
 class EngineSpec(KubeModel):
     """The serving engine the pods run."""
 
     kind: EngineKind = Field(EngineKind.VLLM, description="Engine: vllm or sglang.")
+    image: str | None = Field(None, min_length=1, max_length=512, description="Container image; defaults to a pinned release of the engine.")
+    extra_args: list[str] = Field(default_factory=list, max_length=128, description="Extra engine command-line arguments, appended last.")
+    env: dict[str, str] = Field(default_factory=dict, max_length=128, description="Extra environment variables for every engine container.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port the engine serves on (OpenAI API and /metrics).")
+    shm_size_gib: int = Field(16, alias="shmSizeGiB", ge=1, le=4096, description="Size of the memory-backed /dev/shm volume, in GiB.")
+    cpu_per_gpu: int = Field(8, alias="cpuPerGPU", ge=1, le=256, description="CPU cores requested per GPU.")
+    memory_gib_per_gpu: int = Field(64, alias="memoryGiBPerGPU", ge=1, le=4096, description="Host memory requested per GPU, in GiB.")
+    startup_timeout_seconds: int = Field(1800, ge=60, le=86400, description="How long a pod may take to load the model before its startup probe fails.")
+
+    def image_or_default(self) -> str:
+        return self.image or DEFAULT_IMAGES[str(self.kind)]
+
+
+class PlacementSpec(KubeModel):
+    """Where replica groups land."""
+
+    topology_key: str = Field("topology.kubernetes.io/zone", min_length=1, max_length=316,
+                              description="Node label whose value the pods of one replica group should share (preferred pod affinity): a rack, NVLink domain or zone.")
+
+
+class GangScheduler(str, Enum):
+    NONE = "none"
+    VOLCANO = "volcano"
+    COSCHEDULING = "coscheduling"
+    KUEUE = "kueue"
+
+
+class SchedulingSpec(KubeModel):
+    """How replica groups are scheduled."""
+
+    gang: GangScheduler = Field(GangScheduler.NONE, description="Gang scheduling objects to emit per replica group: none, volcano, coscheduling or kueue.")
+    scheduler_name: str | None = Field(None, max_length=253, description="schedulerName for every pod (volcano sets it when unset).")
+    priority_class_name: str | None = Field(None, max_length=253, description="priorityClassName for every pod.")
+    queue_name: str | None = Field(None, max_length=253, description="Volcano queue or Kueue LocalQueue name.")
+
+
+class RolloutSpec(KubeModel):
+    """How spec changes roll out, replica group by replica group, per role."""
+
+    max_unavailable: int = Field(1, ge=0, le=1024, description="Replica groups of a role that may be down at once during a rollout.")
+    max_surge: int = Field(0, ge=0, le=1024, description="Extra replica groups a rollout may create; 0 because spare GPUs are rarely there. Never exceeds hardware.maxGPUs.")
 
 
 class EfficiencySpec(KubeModel):
@@ -59,6 +103,9 @@ class MoEDeploymentSpec(KubeModel):
     roles: RolesSpec = Field(..., description="Serving roles: aggregated, or prefill and decode.")
     efficiency: EfficiencySpec = Field(default_factory=EfficiencySpec, description="Capacity-model efficiency assumptions.")
     validation: ValidationMode = Field(ValidationMode.ENFORCE, description="Enforce refuses an infeasible plan; Warn deploys it and records the violations in status.")
+    placement: PlacementSpec = Field(default_factory=PlacementSpec, description="Topology of replica groups.")
+    scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec, description="Gang scheduling, scheduler and priority.")
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Rolling update limits.")
 
 
 class ObjectMeta(KubeModel):

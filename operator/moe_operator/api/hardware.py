@@ -23,6 +23,10 @@ class CustomGPU(KubeModel):
 class HardwareSpec(KubeModel):
     """Where the deployment runs."""
 
+    model_config = KubeModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "self.gpu != 'custom' || has(self.custom)", "message": "hardware.gpu is 'custom' but hardware.custom is missing"},
+    ]}}
+
     gpu: str = Field("H100-SXM", min_length=1, max_length=63, description="GPU name from the catalog (moectl catalog gpus), or 'custom' to use the custom block.")
     custom: CustomGPU | None = Field(None, description="Figures of a GPU outside the catalog; required when gpu is 'custom'.")
     gpus_per_node: int = Field(8, alias="gpusPerNode", ge=1, le=64, description="GPUs per node; a pipeline stage with more GPUs is split into one pod per node.")

@@ -58,6 +58,10 @@ class Architecture(KubeModel):
 class ModelSpec(KubeModel):
     """Which model is served: a catalog preset, an explicit architecture, or a preset with overrides."""
 
+    model_config = KubeModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "has(self.preset) || has(self.architecture)", "message": "set model.preset or model.architecture (or both)"},
+    ]}}
+
     preset: str | None = Field(None, min_length=1, max_length=63, description="Name of a model in the catalog (moectl catalog models lists them).")
     architecture: Architecture | None = Field(None, description="Explicit architecture; its fields override the preset's.")
     weight_dtype: Dtype | None = Field(None, description="Storage precision of the weights; defaults to the preset's.")

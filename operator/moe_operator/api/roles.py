@@ -11,6 +11,7 @@ Parallel semantics (also in the README):
 from __future__ import annotations
 
 from enum import Enum
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
@@ -26,13 +27,20 @@ class RoleName(str, Enum):
 class Parallelism(KubeModel):
     """Parallel degrees of one replica of a role."""
 
+    model_config = KubeModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "!has(self.stageLayers) || size(self.stageLayers) == self.pipeline",
+         "message": "stageLayers must have one entry per pipeline stage"},
+        {"rule": "(self.tensor * self.data * self.sequence) % self.expert == 0",
+         "message": "expert must divide tensor x data x sequence (the GPUs of a stage)"},
+    ]}}
+
     tensor: int = Field(1, ge=1, le=1024, description="Tensor-parallel degree: shards attention, dense FFN, shared experts and embeddings.")
     pipeline: int = Field(1, ge=1, le=256, description="Pipeline-parallel degree: number of stages the layers are split over.")
     data: int = Field(1, ge=1, le=4096, description="Data-parallel attention degree inside a replica: attention replicas that share the MoE layers.")
     sequence: int = Field(1, ge=1, le=1024, description="Sequence (context) parallel degree: splits each sequence's tokens, activations and KV cache; never weights.")
     expert: int = Field(1, ge=1, le=65536, description="Expert-parallel degree: routed experts are spread over this many groups; must divide tensor x data x sequence.")
     redundant_experts: int = Field(0, ge=0, le=65536, description="Extra expert slots per MoE layer for replicas of hot experts (EPLB); they cost memory.")
-    stage_layers: list[int] | None = Field(
+    stage_layers: list[Annotated[int, Field(ge=1, le=1024)]] | None = Field(
         None, min_length=1, max_length=256,
         description="Explicit layers per pipeline stage; must have `pipeline` entries summing to the model's layers. Default: vLLM's even split.",
     )
@@ -52,6 +60,13 @@ class RoleSpec(KubeModel):
 
 class RolesSpec(KubeModel):
     """Either `aggregated`, or `prefill` and `decode` (disaggregated serving)."""
+
+    model_config = KubeModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "!(has(self.aggregated) && (has(self.prefill) || has(self.decode)))",
+         "message": "set either roles.aggregated, or roles.prefill and roles.decode, not both"},
+        {"rule": "has(self.aggregated) || (has(self.prefill) && has(self.decode))",
+         "message": "set roles.aggregated, or both roles.prefill and roles.decode"},
+    ]}}
 
     aggregated: RoleSpec | None = Field(None, description="One pool that does both prefill and decode.")
     prefill: RoleSpec | None = Field(None, description="The prefill pool of a disaggregated deployment.")

@@ -10,6 +10,10 @@ from .base import KubeModel
 class TokenRange(KubeModel):
     """A distribution of sequence lengths, in tokens."""
 
+    model_config = KubeModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "self.min <= self.mean && self.mean <= self.max", "message": "need min <= mean <= max"},
+    ]}}
+
     min: int = Field(..., ge=1, le=16777216, description="Shortest length, in tokens.")
     mean: int = Field(..., ge=1, le=16777216, description="Mean length, in tokens.")
     max: int = Field(..., ge=1, le=16777216, description="Longest length, in tokens; memory is sized for it.")

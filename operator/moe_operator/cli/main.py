@@ -16,6 +16,7 @@ import yaml
 from rich.console import Console
 from rich.table import Column, Table
 
+from ..api.crd_yaml import render_crd_yaml
 from ..capacity.catalog import CatalogError, gpu_catalog, model_catalog
 from ..capacity.evaluate import evaluate
 from ..capacity.hf_import import HFConfigError, architecture_from_hf
@@ -90,6 +91,12 @@ def import_hf(config: Annotated[Path, typer.Argument(help="A Hugging Face config
         Console(stderr=True).print(f"[red]{config}[/]: {err}", highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     typer.echo(yaml.safe_dump({"architecture": arch}, sort_keys=False), nl=False)
+
+
+@app.command()
+def crd() -> None:
+    """Print the MoEDeployment CustomResourceDefinition generated from the API models."""
+    typer.echo(render_crd_yaml(), nl=False)
 
 
 @catalog_app.command("gpus")
