@@ -38,6 +38,17 @@ GPU_NODE_LABELS = {  # nvidia.com/gpu.product values, as NVIDIA GPU feature disc
 }
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
 START_TIMEOUT_SECONDS = 90
+# Write calls of every user, at Metadata level, so tests can count what a client wrote (reads are not logged).
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    users: [system:kube-controller-manager, system:kube-scheduler, kwok-controller]
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
 
 
 class ClusterError(RuntimeError):
@@ -202,6 +213,8 @@ def commands(bin_dir: Path, p: Paths, ports: dict[str, int]) -> dict[str, list[s
             "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultTolerationSeconds,"
             "PodSecurity,Priority,ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,"
             "ValidatingAdmissionPolicy,StorageObjectInUseProtection,RuntimeClass",
+            f"--audit-policy-file={p.base / 'audit-policy.yaml'}", f"--audit-log-path={p.logs / 'audit.log'}",
+            "--audit-log-format=json", "--audit-log-maxsize=200",
             "--profiling=false", "--endpoint-reconciler-type=none", "--v=1"],
         "kube-controller-manager": [
             b("kube-controller-manager"), f"--kubeconfig={p.base / 'controller-manager.kubeconfig'}",
@@ -336,11 +349,13 @@ def up() -> dict:
     ports = {k: free_port() for k in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok", "prometheus")}
     server = f"https://127.0.0.1:{ports['apiserver']}"
     p.kubeconfig.write_text(kubeconfig(server, p.pki, "admin"))
-    for identity in ("controller-manager", "scheduler", "kwok"):
+    (p.base / "audit-policy.yaml").write_text(AUDIT_POLICY)
+    for identity in ("controller-manager", "scheduler", "kwok", "operator"):
         (p.base / f"{identity}.kubeconfig").write_text(kubeconfig(server, p.pki, identity))
     write_prometheus_config(p, ports)
     argv = commands(bin_dir, p, ports)
     state = {"ports": ports, "pids": {}, "bin": str(bin_dir), "server": server, "kubeconfig": str(p.kubeconfig),
+             "operatorKubeconfig": str(p.base / "operator.kubeconfig"), "auditLog": str(p.logs / "audit.log"),
              "prometheusURL": f"http://127.0.0.1:{ports['prometheus']}" if with_prometheus else None,
              "prometheusTargetsDir": str(p.prometheus / "targets"), "prometheusRulesDir": str(p.prometheus / "rules")}
     try:

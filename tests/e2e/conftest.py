@@ -43,6 +43,8 @@ def _cluster_module():
 @dataclass
 class Cluster:
     kubeconfig: str
+    operator_kubeconfig: str | None
+    audit_log: pathlib.Path | None
     bin_dir: pathlib.Path | None
     prometheus_url: str | None
     prometheus_targets_dir: pathlib.Path | None
@@ -77,14 +79,16 @@ class Cluster:
 def cluster() -> Cluster:
     if os.environ.get("MOE_E2E_EXISTING_CLUSTER"):
         kubeconfig = os.environ.get("KUBECONFIG") or str(pathlib.Path.home() / ".kube" / "config")
-        yield Cluster(kubeconfig, None, os.environ.get("MOE_E2E_PROMETHEUS_URL"), None, None)
+        yield Cluster(kubeconfig, kubeconfig, None, None, os.environ.get("MOE_E2E_PROMETHEUS_URL"), None, None)
         return
     mod = _cluster_module()
     was_running = mod.running(mod.paths()) is not None
     state = mod.up()
     try:
         yield Cluster(
-            kubeconfig=state["kubeconfig"], bin_dir=pathlib.Path(state["bin"]), prometheus_url=state.get("prometheusURL"),
+            kubeconfig=state["kubeconfig"], operator_kubeconfig=state.get("operatorKubeconfig"),
+            audit_log=pathlib.Path(state["auditLog"]) if state.get("auditLog") else None,
+            bin_dir=pathlib.Path(state["bin"]), prometheus_url=state.get("prometheusURL"),
             prometheus_targets_dir=pathlib.Path(state["prometheusTargetsDir"]),
             prometheus_rules_dir=pathlib.Path(state["prometheusRulesDir"]),
         )
@@ -106,3 +110,89 @@ def namespace(api) -> str:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"moe.inference.io/test": "true"})))
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+# ------------------------------------------------------------------------------------------- operator
+
+EXTRA_NODES = {"H100-SXM": 16, "H200-SXM": 6}  # beside the 4 default H100 nodes: room for the largest example
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen
+    log_path: pathlib.Path
+    user: str  # the identity the operator's writes appear under in the audit log
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gpu_nodes(cluster):
+    """Simulated nodes enough for every bundled example, one at a time (kwok makes them Ready)."""
+    if cluster.bin_dir is None:
+        pytest.skip("needs the local cluster's simulated nodes")
+    mod = _cluster_module()
+    items = [dict(mod.node_manifest(i, gpu, 8), metadata={**mod.node_manifest(i, gpu, 8)["metadata"],
+                                                           "name": f"e2e-{gpu.lower()}-{i}"})
+             for gpu, count in EXTRA_NODES.items() for i in range(count)]
+    for item in items:
+        item["metadata"]["labels"]["kubernetes.io/hostname"] = item["metadata"]["name"]
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    core = client.CoreV1Api(cluster.api_client())
+    from tests.wait import wait_for
+
+    wait_for(lambda: sum(1 for n in core.list_node().items
+                         if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])) >= 4 + len(items),
+             timeout_seconds=120, what="extra simulated GPU nodes to be Ready")
+    return items
+
+
+@pytest.fixture(scope="session")
+def operator(cluster, api, tmp_path_factory) -> Operator:
+    """The operator as users run it (`moectl run`), with its webhook, as its own user."""
+    from tests.wait import wait_for
+
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/moedeployments.moe.inference.io", "--timeout=60s")
+    workdir = tmp_path_factory.mktemp("operator")
+    log_path = workdir / "operator.log"
+    port = _free_port()
+    moectl = pathlib.Path(sys.executable).parent / "moectl"
+    env = {**os.environ, "KUBECONFIG": cluster.operator_kubeconfig or cluster.kubeconfig}
+    proc = subprocess.Popen([str(moectl), "run", "--all-namespaces", "--webhook-port", str(port),
+                             "--webhook-cert-dir", str(workdir / "certs"), "--resync-seconds", "5"],
+                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    op = Operator(proc, log_path, "moe-operator")
+    adm = client.AdmissionregistrationV1Api(api)
+
+    def webhook_serving():
+        assert op.alive(), op.log_tail()
+        cfg = adm.read_validating_webhook_configuration("moe-operator.moe.inference.io")
+        return any(f":{port}/" in (w.client_config.url or "") for w in cfg.webhooks)
+
+    try:
+        wait_for(webhook_serving, timeout_seconds=60, what="the operator's webhook to be configured")
+        yield op
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        for delete in (adm.delete_validating_webhook_configuration, adm.delete_mutating_webhook_configuration):
+            try:
+                delete("moe-operator.moe.inference.io")
+            except Exception:  # noqa: BLE001 - already gone
+                pass

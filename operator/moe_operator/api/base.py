@@ -20,4 +20,5 @@ class KubeModel(BaseModel):
         extra="forbid",
         frozen=True,
         use_enum_values=True,
+        validate_default=True,  # so defaults become plain values too (enums as strings)
     )

@@ -67,6 +67,8 @@ class ModelSpec(KubeModel):
     weight_dtype: Dtype | None = Field(None, description="Storage precision of the weights; defaults to the preset's.")
     expert_weight_dtype: Dtype | None = Field(None, description="Storage precision of routed experts when it differs from weightDtype (gpt-oss: fp4).")
     kv_cache_dtype: Dtype | None = Field(None, description="Precision of the KV cache; defaults to bf16.")
+    served_model: str | None = Field(None, min_length=1, max_length=512,
+                                     description="Hugging Face repository id or local path the engine loads; defaults to the preset's repository.")
 
     @model_validator(mode="after")
     def _preset_or_architecture(self) -> "ModelSpec":

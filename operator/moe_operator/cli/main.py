@@ -99,6 +99,48 @@ def crd() -> None:
     typer.echo(render_crd_yaml(), nl=False)
 
 
+@app.command()
+def run(
+    namespace: Annotated[Optional[list[str]], typer.Option("-n", "--namespace", help="Watch this namespace (repeatable).")] = None,
+    all_namespaces: Annotated[bool, typer.Option("-A", "--all-namespaces", help="Watch every namespace.")] = False,
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig file; default $KUBECONFIG or in-cluster.")] = None,
+    webhook: Annotated[bool, typer.Option("--webhook/--no-webhook", help="Serve the validating admission webhook.")] = True,
+    webhook_address: Annotated[str, typer.Option("--webhook-address", help="Address the webhook listens on.")] = "127.0.0.1",
+    webhook_port: Annotated[int, typer.Option("--webhook-port", help="Port the webhook listens on.")] = 9443,
+    webhook_host: Annotated[Optional[str], typer.Option("--webhook-host", help="Host the API server uses to reach the webhook.")] = None,
+    webhook_service: Annotated[Optional[str], typer.Option("--webhook-service", help="NAMESPACE/NAME of the in-cluster webhook Service.")] = None,
+    webhook_cert_dir: Annotated[str, typer.Option("--webhook-cert-dir", help="Where the self-made webhook certificates are written.")] = "/tmp/moe-operator-webhook",
+    manage_webhook_config: Annotated[bool, typer.Option("--manage-webhook-config/--no-manage-webhook-config",
+                                                        help="Create and update the ValidatingWebhookConfiguration (needs RBAC for it).")] = True,
+    peering: Annotated[Optional[str], typer.Option("--peering", help="Peering name for an active/standby pair (needs kopf's peering CRDs).")] = None,
+    resync_seconds: Annotated[float, typer.Option("--resync-seconds", help="Reconcile every deployment at least this often.")] = 60.0,
+    liveness: Annotated[Optional[str], typer.Option("--liveness", help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8081/healthz.")] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Run the operator: admission webhook, one reconcile loop per MoEDeployment."""
+    import asyncio
+    import logging
+    import os
+
+    import kopf
+
+    from ..handlers import operator as handlers
+
+    if not namespace and not all_namespaces:
+        Console(stderr=True).print("give --namespace NS (repeatable) or --all-namespaces")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = handlers.OperatorConfig(
+        kubeconfig=kubeconfig, resync_seconds=resync_seconds, webhook=webhook, webhook_address=webhook_address,
+        webhook_port=webhook_port, webhook_host=webhook_host, webhook_service=webhook_service,
+        webhook_cert_dir=webhook_cert_dir, webhook_managed=manage_webhook_config)
+    asyncio.run(kopf.operator(
+        clusterwide=all_namespaces, namespaces=namespace or (), standalone=peering is None, peering_name=peering,
+        liveness_endpoint=liveness, memo=kopf.Memo(config=cfg)))
+
+
 @catalog_app.command("gpus")
 def catalog_gpus() -> None:
     """GPUs the capacity model knows (per GPU, dense peaks)."""

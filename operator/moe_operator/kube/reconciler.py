@@ -1,0 +1,167 @@
+"""One reconcile of one MoEDeployment: decide on an immutable snapshot, then write the difference.
+
+parse spec -> capacity verdict -> desired objects (planning) -> list what exists -> plan actions
+(planning) -> write only what differs -> status (only if it changed) -> events for what was done.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
+
+from ..api import MoEDeploymentSpec
+from ..capacity.catalog import CatalogError
+from ..capacity.evaluate import evaluate
+from ..planning.desired import DesiredState, Owner, desired_state
+from ..planning.lifecycle import Actions, GroupHistory, group_views, plan_actions
+from ..planning.status import compute_status, without_volatile
+from . import objects as O
+from .events import post_event
+
+log = logging.getLogger("moe_operator.reconciler")
+GROUP, VERSION, PLURAL = "moe.inference.io", "v1alpha1", "moedeployments"
+
+
+@dataclass
+class DeploymentMemory:
+    """What the operator keeps between reconciles of one deployment (lost on restart, by design)."""
+
+    history: dict[str, GroupHistory] = field(default_factory=dict)
+    restarts_by_role: dict[str, int] = field(default_factory=dict)
+    last_verdict: str | None = None
+    last_blocked_by_budget: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    writes: int
+    requeue_after_seconds: float | None
+    phase: str | None
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _spec_problems(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        parts.append(f"spec.{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+class Reconciler:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+
+    def _patch_status(self, namespace: str, name: str, status: dict[str, Any], writes: O.Writes) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": status})
+            writes()
+        except ApiException as e:
+            if e.status != 404:  # deleted meanwhile
+                raise
+
+    def _invalid(self, body: dict[str, Any], message: str, writes: O.Writes) -> Result:
+        meta, previous = body["metadata"], body.get("status") or {}
+        cond = {"type": "Validated", "status": "False", "reason": "InvalidSpec", "message": message[:32000],
+                "observedGeneration": meta.get("generation", 0)}
+        old = next((c for c in previous.get("conditions", []) if c.get("type") == "Validated"), {})
+        cond["lastTransitionTime"] = old.get("lastTransitionTime") if old.get("reason") == "InvalidSpec" else now_iso()
+        status = {"phase": "Infeasible", "observedGeneration": meta.get("generation", 0), "feasible": False, "conditions": [cond]}
+        if without_volatile(status) != without_volatile({k: previous.get(k) for k in status}):
+            self._patch_status(meta["namespace"], meta["name"], status, writes)
+        return Result(writes.count, None, "Infeasible")
+
+    def reconcile(self, body: dict[str, Any], memory: DeploymentMemory, now_seconds: float | None = None) -> Result:
+        meta = body["metadata"]
+        name, namespace, uid, generation = meta["name"], meta["namespace"], meta["uid"], meta.get("generation", 0)
+        now_seconds = time.monotonic() if now_seconds is None else now_seconds
+        writes = O.Writes()
+        try:
+            spec = MoEDeploymentSpec.model_validate(body.get("spec") or {})
+            report = evaluate(spec, name)
+        except ValidationError as err:
+            return self._invalid(body, _spec_problems(err), writes)
+        except CatalogError as err:
+            return self._invalid(body, str(err), writes)
+        blocked = not report.feasible and spec.validation == "Enforce"
+        owner = Owner(name, namespace, uid)
+        desired = DesiredState((), ()) if blocked else desired_state(spec, owner, report)
+        existing = O.OwnedObjects(self.core, namespace, name, uid)
+        pods = existing.observed_pods()
+        verdict = "feasible" if report.feasible else "; ".join(f.code.value for f in report.violations)
+        if verdict != memory.last_verdict:
+            reason = "Validated" if report.feasible else ("Rejected" if blocked else "ValidatedWithViolations")
+            text = "capacity model: plan is feasible" if report.feasible else \
+                "capacity model: " + "; ".join(f"{f.code.value}: {f.message}" for f in report.violations)
+            post_event(self.core, namespace, name, uid, reason, text, "Normal" if report.feasible else "Warning")
+            writes()
+            memory.last_verdict = verdict
+
+        actions: Actions | None = None
+        if not blocked:
+            actions = plan_actions(desired, pods, memory.history, now_seconds, spec.hardware.max_gpus, spec.rollout.max_unavailable)
+            memory.history = actions.history
+            self._write(spec, owner, desired, existing, actions, memory, writes)
+        views = group_views(desired, pods)
+        status = compute_status(spec, report, blocked, views, actions, memory.restarts_by_role, generation,
+                                body.get("status") or {}, now_iso())
+        previous = {k: (body.get("status") or {}).get(k) for k in status}
+        if without_volatile(status) != without_volatile(previous):
+            self._patch_status(namespace, name, status, writes)
+        requeue = actions.requeue_after_seconds if actions else None
+        return Result(writes.count, requeue, status["phase"])
+
+    def _write(self, spec: MoEDeploymentSpec, owner: Owner, desired: DesiredState, existing: O.OwnedObjects,
+               actions: Actions, memory: DeploymentMemory, writes: O.Writes) -> None:
+        ns, core = owner.namespace, self.core
+        for cm in desired.config_maps:
+            if not O.config_map_up_to_date(existing.config_maps.get(cm["metadata"]["name"]), cm):
+                O.apply_config_map(core, cm, writes)
+        wanted_maps = {cm["metadata"]["name"] for cm in desired.config_maps}
+        for stale in sorted(set(existing.config_maps) - wanted_maps):
+            O.delete_config_map(core, ns, stale, writes)
+        role_of = {g.name: g.role for g in desired.groups}
+        for r in actions.restart:
+            O.delete_group_pods(core, ns, r.group, writes)
+            role = role_of.get(r.group, "unknown")
+            memory.restarts_by_role[role] = memory.restarts_by_role.get(role, 0) + 1
+            post_event(core, ns, owner.name, owner.uid, "GroupRestart",
+                       f"replica group {r.group} is recreated whole: {r.reason} (attempt {r.attempt})", "Warning")
+            writes()
+        for group, reason in actions.delete:
+            O.delete_group_pods(core, ns, group, writes)
+            if reason == "scaled down":
+                O.delete_service(core, ns, group, writes)
+                post_event(core, ns, owner.name, owner.uid, "ScaledDown", f"replica group {group} removed")
+            else:
+                post_event(core, ns, owner.name, owner.uid, "RollingUpdate", f"replica group {group} replaced: {reason}")
+            writes()
+        for g, seconds in actions.waiting:
+            log.info("group %s/%s backing off %.0fs", ns, g, seconds)
+        services_wanted = {g.name: g.service for g in desired.groups}
+        for gname, svc in services_wanted.items():
+            if not O.service_up_to_date(existing.services.get(gname), svc):
+                O.apply_service(core, svc, writes)
+        for g in actions.create:
+            for pod in g.pods:
+                O.create_pod(core, pod, writes)
+            post_event(core, ns, owner.name, owner.uid, "GroupCreated",
+                       f"replica group {g.name}: {len(g.pods)} pods, {g.gpus} GPUs")
+            writes()
+        if actions.blocked_by_budget and actions.blocked_by_budget != memory.last_blocked_by_budget:
+            post_event(core, ns, owner.name, owner.uid, "GPUBudget",
+                       f"not creating {', '.join(actions.blocked_by_budget)}: hardware.maxGPUs={spec.hardware.max_gpus} reached",
+                       "Warning")
+            writes()
+        memory.last_blocked_by_budget = actions.blocked_by_budget
