@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps generate demo test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
+.PHONY: venv system-deps generate demo demo-down test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -15,13 +15,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## demo: validate every bundled example and print its capacity report
-demo: venv
-	@for f in examples/*.yaml; do \
-	  echo "=== moectl validate -f $$f"; \
-	  $(BIN)/moectl validate -f $$f; rc=$$?; \
-	  [ $$rc -le 1 ] || exit $$rc; \
-	done; true
+## demo: capacity reports, then the local cluster with the operator and an example deployed (left running)
+demo: venv system-deps
+	@bash deploy/local/demo.sh
+
+## demo-down: stop the operator and the local cluster
+demo-down:
+	@if [ -f .local-cluster/operator.pid ]; then kill $$(cat .local-cluster/operator.pid) 2>/dev/null || true; rm -f .local-cluster/operator.pid; fi
+	@$(PYTHON) deploy/local/cluster.py down
 
 ## system-deps: Debian packages the local cluster needs (Prometheus, openssl); Go builds the rest
 system-deps:

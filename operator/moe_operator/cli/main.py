@@ -141,6 +141,18 @@ def run(
         liveness_endpoint=liveness, memo=kopf.Memo(config=cfg)))
 
 
+@app.command()
+def tree(
+    name: Annotated[str, typer.Argument(help="MoEDeployment name.")],
+    namespace: Annotated[str, typer.Option("-n", "--namespace")] = "default",
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig")] = None,
+) -> None:
+    """Show a deployment's status and its pod groups: role, replica group, stage, pod, node, GPUs."""
+    from .tree import print_tree
+
+    raise typer.Exit(print_tree(name, namespace, kubeconfig, Console()))
+
+
 @catalog_app.command("gpus")
 def catalog_gpus() -> None:
     """GPUs the capacity model knows (per GPU, dense peaks)."""
