@@ -214,3 +214,35 @@ def test_admission_verdicts():
     assert not schema.allowed and "spec.roles.aggregated.replicas" in schema.message
     preset = admission_verdict(doc(model={"preset": "nope"})["spec"], "x")
     assert not preset.allowed and "spec.model.preset" in preset.message
+
+
+# ---------------------------------------------------------------------------------------------- gang
+
+
+def test_volcano_pod_group_and_pod_annotations():
+    s = spec(hardware={"gpusPerNode": 2}, scheduling={"gang": "volcano", "queueName": "gpu", "priorityClassName": "high"},
+             roles={"aggregated": {"parallelism": {"tensor": 2, "pipeline": 2}}})
+    g = _desired(s).groups[0]
+    assert g.pod_group["apiVersion"] == "scheduling.volcano.sh/v1beta1"
+    assert g.pod_group["spec"]["minMember"] == 2 and g.pod_group["spec"]["minResources"]["nvidia.com/gpu"] == "4"
+    assert g.pod_group["spec"]["queue"] == "gpu" and g.pod_group["spec"]["priorityClassName"] == "high"
+    for p in g.pods:
+        assert p["metadata"]["annotations"]["scheduling.k8s.io/group-name"] == g.name
+        assert p["spec"]["schedulerName"] == "volcano" and p["spec"]["priorityClassName"] == "high"
+
+
+def test_coscheduling_and_kueue_metadata():
+    co = _desired(spec(scheduling={"gang": "coscheduling"})).groups[0]
+    assert co.pod_group["apiVersion"] == "scheduling.x-k8s.io/v1alpha1" and co.pod_group["spec"]["minMember"] == 1
+    assert co.pods[0]["metadata"]["labels"]["scheduling.x-k8s.io/pod-group"] == co.name
+    kq = _desired(spec(scheduling={"gang": "kueue", "queueName": "team-a"})).groups[0]
+    assert kq.pod_group is None
+    assert kq.pods[0]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert kq.pods[0]["metadata"]["annotations"]["kueue.x-k8s.io/pod-group-total-count"] == "1"
+    none = _desired(spec()).groups[0]
+    assert none.pod_group is None and "schedulerName" not in none.pods[0]["spec"]
+
+
+def test_max_surge_is_flagged_as_not_acted_on():
+    v = admission_verdict(doc(rollout={"maxSurge": 1})["spec"], "x")
+    assert v.allowed and any("maxSurge" in w for w in v.warnings)

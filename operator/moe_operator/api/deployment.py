@@ -71,7 +71,7 @@ class RolloutSpec(KubeModel):
     """How spec changes roll out, replica group by replica group, per role."""
 
     max_unavailable: int = Field(1, ge=0, le=1024, description="Replica groups of a role that may be down at once during a rollout.")
-    max_surge: int = Field(0, ge=0, le=1024, description="Extra replica groups a rollout may create; 0 because spare GPUs are rarely there. Never exceeds hardware.maxGPUs.")
+    max_surge: int = Field(0, ge=0, le=1024, description="Extra replica groups a rollout may create; 0 because spare GPUs are rarely there. Not acted on yet (the webhook warns): rollouts replace groups in place.")
 
 
 class EfficiencySpec(KubeModel):

@@ -131,3 +131,26 @@ def delete_config_map(core: client.CoreV1Api, namespace: str, name: str, writes:
         if e.status != 404:
             raise
     writes()
+
+
+def apply_pod_group(custom: client.CustomObjectsApi, desired: dict[str, Any], writes: Writes) -> str | None:
+    """Server-side apply a gang scheduler's PodGroup unless it already matches; returns an error text when the
+    scheduler's CRD is not installed (the pods are still created; they carry the gang labels)."""
+    group, version = desired["apiVersion"].split("/")
+    m = desired["metadata"]
+    try:
+        existing = custom.get_namespaced_custom_object(group, version, m["namespace"], "podgroups", m["name"])
+        if existing.get("spec", {}) | desired["spec"] == existing.get("spec", {}):
+            return None
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    try:
+        custom.patch_namespaced_custom_object(group, version, m["namespace"], "podgroups", m["name"], desired,
+                                              field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
+    except ApiException as e:
+        if e.status == 404:
+            return f"{desired['apiVersion']} PodGroup is not served by this cluster: is the gang scheduler installed?"
+        raise
+    writes()
+    return None

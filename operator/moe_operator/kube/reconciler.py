@@ -37,6 +37,7 @@ class DeploymentMemory:
     restarts_by_role: dict[str, int] = field(default_factory=dict)
     last_verdict: str | None = None
     last_blocked_by_budget: tuple[str, ...] = ()
+    last_gang_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,13 @@ class Reconciler:
         for gname, svc in services_wanted.items():
             if not O.service_up_to_date(existing.services.get(gname), svc):
                 O.apply_service(core, svc, writes)
+        for g in desired.groups:
+            if g.pod_group is not None:
+                problem = O.apply_pod_group(self.custom, g.pod_group, writes)
+                if problem and problem != memory.last_gang_problem:
+                    post_event(core, ns, owner.name, owner.uid, "GangSchedulerMissing", problem, "Warning")
+                    writes()
+                memory.last_gang_problem = problem
         for g in actions.create:
             for pod in g.pods:
                 O.create_pod(core, pod, writes)

@@ -43,6 +43,8 @@ def admission_verdict(spec: dict[str, Any] | None, name: str) -> AdmissionVerdic
     except CatalogError as err:
         return AdmissionVerdict(False, f"invalid MoEDeployment spec: {err}", ())
     warnings = [f"{f.code.value}: {f.message}" for f in report.warnings]
+    if parsed.rollout.max_surge > 0:
+        warnings.append("spec.rollout.maxSurge is not acted on yet: rollouts replace groups in place within maxUnavailable")
     if report.feasible:
         return AdmissionVerdict(True, "feasible", tuple(warnings[:MAX_WARNINGS]))
     violations = [f"{f.code.value}: {f.message}" for f in report.violations]

@@ -23,6 +23,7 @@ from ..capacity.report import CapacityReport
 from ..capacity.report_json import report_to_json
 from . import naming as N
 from .engine import PodPlace, engine_args
+from .gang import pod_gang_metadata, pod_group_object
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Owner:
 
 @dataclass(frozen=True)
 class GroupPlan:
-    """One replica group: its pods and Service, and a hash of everything in it."""
+    """One replica group: its pods and Service (and gang scheduler PodGroup), and a hash of all of it."""
 
     role: str
     replica: int
@@ -51,6 +52,7 @@ class GroupPlan:
     template_hash: str
     service: dict[str, Any]
     pods: tuple[dict[str, Any], ...]
+    pod_group: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -169,11 +171,22 @@ def _group(spec: MoEDeploymentSpec, owner: Owner, role: str, replica: int, role_
             pods.append(_pod(spec, owner, role, replica, role_spec, place, node_label))
             rank += 1
     service = _service(spec, owner, role, replica)
-    template_hash = _hash([p["spec"] for p in pods] + [service["spec"]])
+    group = N.group_name(owner.name, role, replica)
+    gang_labels, gang_annotations = pod_gang_metadata(spec, group, len(pods))
+    template_hash = _hash([p["spec"] for p in pods] + [service["spec"], gang_labels, gang_annotations])
     for p in pods:
-        p["metadata"]["annotations"] = {N.ANNOTATION_TEMPLATE_HASH: template_hash}
+        p["metadata"]["labels"].update(gang_labels)
+        p["metadata"]["annotations"] = {**gang_annotations, N.ANNOTATION_TEMPLATE_HASH: template_hash}
     gpus = sum(count * g for _, count, g in stage_pods)
-    return GroupPlan(role, replica, N.group_name(owner.name, role, replica), gpus, template_hash, service, tuple(pods))
+    totals: dict[str, int] = {"nvidia.com/gpu": gpus, "cpu": 0, "memory": 0}
+    for p in pods:
+        req = p["spec"]["containers"][0]["resources"]["requests"]
+        totals["cpu"] += int(req["cpu"])
+        totals["memory"] += int(req["memory"].removesuffix("Gi"))
+    min_resources = {"nvidia.com/gpu": str(gpus), "cpu": str(totals["cpu"]), "memory": f"{totals['memory']}Gi"}
+    pod_group = pod_group_object(spec, {"name": group, "namespace": owner.namespace, "labels": N.group_labels(owner.name, role, replica),
+                                        "ownerReferences": [owner.reference()]}, len(pods), min_resources)
+    return GroupPlan(role, replica, group, gpus, template_hash, service, tuple(pods), pod_group)
 
 
 def _plan_config_map(spec: MoEDeploymentSpec, owner: Owner, role: str, role_spec: RoleSpec,
