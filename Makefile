@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps generate demo demo-down test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
+.PHONY: venv system-deps generate demo demo-down bench-operator test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -67,6 +67,9 @@ test-unit: venv lint-imports
 
 bench: venv
 	$(BIN)/python bench/validate_latency.py
+
+bench-operator: venv system-deps
+	$(BIN)/python bench/operator_bench.py --background 50
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

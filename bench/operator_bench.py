@@ -82,7 +82,20 @@ def timed_apply(custom, core, ns: str, name: str, expected_pods: int) -> float:
     start = time.monotonic()
     custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, plan(name, pipeline=4))
     wait(lambda: all_running(core, ns, f"moe.inference.io/deployment={name}", expected_pods), 300, f"{name} Running")
-    return time.monotonic() - start
+    elapsed = time.monotonic() - start
+    wait(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name).get("status", {}).get("phase") == "Ready",
+         60, f"{name} Ready")
+    return elapsed
+
+
+def all_ready(custom, ns: str) -> bool:
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+    return all((o.get("status") or {}).get("phase") == "Ready" for o in items)
+
+
+def writes_of(calls: list[dict]) -> list[str]:
+    return [f"{e['verb']} {e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('name')}"
+            for e in calls if e["verb"] not in ("get", "list", "watch")]
 
 
 def main() -> None:
@@ -125,7 +138,7 @@ def main() -> None:
                 cfg = adm.read_validating_webhook_configuration("moe-operator.moe.inference.io")
             except client.exceptions.ApiException:
                 return False
-            return any(f":{port}/" in (w.client_config.url or "") for w in cfg.webhooks)
+            return any(f":{port}/" in (w.client_config.url or "") for w in cfg.webhooks or [])
 
         wait(webhook_ready, 60, "the operator's webhook")
         # 2 roles x 1 replica x 4 stages of 2 GPUs (one pod each): 8 pods
@@ -136,12 +149,13 @@ def main() -> None:
         idle = audit_calls(audit, mark, ns)
         reconciles = 3  # one deployment, three resync periods
         results["idleCallsPerReconcile"] = round(len(idle) / reconciles, 1)
-        results["idleWriteCalls"] = sum(1 for e in idle if e["verb"] not in ("get", "list", "watch"))
+        results["idleWriteCalls"] = writes_of(idle)
         start = time.monotonic()
         for i in range(args.background):
             custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, plan(f"bg-{i:03d}", 1, disaggregated=False))
         wait(lambda: all_running(core, ns, "moe.inference.io/role=aggregated", args.background), 600, "background Running")
         results["backgroundApplyToRunningSeconds"] = round(time.monotonic() - start, 2)
+        wait(lambda: all_ready(custom, ns), 120, "every deployment Ready")
         mark = len(audit.read_text().splitlines())
         results["applyToRunningSecondsWithBackground"] = round(timed_apply(custom, core, ns, "bench-loaded", 8), 2)
         busy = audit_calls(audit, mark, ns)
@@ -152,10 +166,13 @@ def main() -> None:
         idle = audit_calls(audit, mark, ns)
         deployments = args.background + 2
         results["idleCallsPerReconcileWithBackground"] = round(len(idle) / (2 * deployments), 2)
-        results["idleWriteCallsWithBackground"] = sum(1 for e in idle if e["verb"] not in ("get", "list", "watch"))
+        results["idleWriteCallsWithBackground"] = writes_of(idle)
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         core.delete_namespace(ns)
     for k, v in results.items():
         print(f"{k:45s} {v}")

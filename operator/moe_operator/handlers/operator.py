@@ -7,8 +7,9 @@ write nothing, so an idle operator makes no write calls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,25 +42,24 @@ class OperatorConfig:
     webhook_service: str | None = None  # in-cluster: namespace/name of the webhook Service
     webhook_cert_dir: str = "/tmp/moe-operator-webhook"
     webhook_managed: bool = True  # kopf creates/updates the ValidatingWebhookConfiguration itself
+    reconcile_workers: int = 8  # threads running blocking reconciles; daemons themselves hold none
 
 
 @dataclass
 class Wakers:
-    """One event per deployment, set by watch handlers to wake that deployment's daemon."""
+    """One asyncio event per deployment, set by watch handlers to wake that deployment's daemon.
+    Used only from the operator's event loop."""
 
-    events: dict[tuple[str, str], threading.Event] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    events: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
 
-    def get(self, namespace: str, name: str) -> threading.Event:
-        with self.lock:
-            return self.events.setdefault((namespace, name), threading.Event())
+    def get(self, namespace: str, name: str) -> asyncio.Event:
+        return self.events.setdefault((namespace, name), asyncio.Event())
 
     def wake(self, namespace: str, name: str) -> None:
         self.get(namespace, name).set()
 
     def forget(self, namespace: str, name: str) -> None:
-        with self.lock:
-            self.events.pop((namespace, name), None)
+        self.events.pop((namespace, name), None)
 
 
 @kopf.on.startup()
@@ -68,6 +68,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo["config"] = cfg
     memo["api"] = api_client(cfg.kubeconfig)
     memo["wakers"] = Wakers()
+    memo["executor"] = ThreadPoolExecutor(max_workers=cfg.reconcile_workers, thread_name_prefix="reconcile")
     settings.posting.enabled = False  # the reconciler posts its own, meaningful events
     settings.persistence.finalizer = "moe.inference.io/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="moe.inference.io")
@@ -86,57 +87,76 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
             settings.admission.managed = WEBHOOK_CONFIG_NAME
 
 
+@kopf.on.cleanup()
+def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    memo["executor"].shutdown(wait=False, cancel_futures=True)
+
+
 @kopf.on.validate(GROUP, VERSION, PLURAL, id="validate", operations=["CREATE", "UPDATE"], side_effects=False)
-def validate(spec: Any, name: str | None, warnings: list[str], **_: Any) -> None:
+async def validate(spec: Any, name: str | None, warnings: list[str], **_: Any) -> None:
+    """Runs on the event loop: a verdict takes a few milliseconds, and no thread pool can starve it."""
     verdict = admission_verdict(dict(spec or {}), name or "unnamed")
     warnings.extend(verdict.warnings)
     if not verdict.allowed:
         raise kopf.AdmissionError(verdict.message, code=422)
 
 
+def _reconcile_once(reconciler: Reconciler, custom: client.CustomObjectsApi, namespace: str, name: str,
+                    memory: DeploymentMemory, resync_seconds: float) -> float | None:
+    """One blocking reconcile (runs on the reconcile pool). Returns seconds until the next one, None to stop."""
+    try:
+        body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        log.warning("reading %s/%s failed: %s", namespace, name, e.reason)
+        return 5.0
+    if body["metadata"].get("deletionTimestamp"):
+        return None
+    try:
+        result = reconciler.reconcile(body, memory)
+        return min(result.requeue_after_seconds or resync_seconds, resync_seconds)
+    except ApiException as e:
+        log.warning("reconcile of %s/%s failed: %s %s", namespace, name, e.status, e.reason)
+        return 5.0
+    except Exception:  # noqa: BLE001 - never let one object's bug kill its loop
+        log.exception("reconcile of %s/%s crashed", namespace, name)
+        return 30.0
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=10.0, initial_delay=0)
-def reconcile_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
+async def reconcile_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     cfg: OperatorConfig = memo["config"]
     wakers: Wakers = memo["wakers"]
     reconciler = Reconciler(memo["api"])
     custom = client.CustomObjectsApi(memo["api"])
     memory = DeploymentMemory()
     wake = wakers.get(namespace, name)
-    while not stopped:
-        wake.clear()
-        try:
-            body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as e:
-            if e.status == 404:
+    loop = asyncio.get_running_loop()
+    try:
+        while not stopped:
+            wake.clear()
+            timeout = await loop.run_in_executor(memo["executor"], _reconcile_once, reconciler, custom, namespace, name,
+                                                 memory, cfg.resync_seconds)
+            if timeout is None:
                 break
-            log.warning("reading %s/%s failed: %s", namespace, name, e.reason)
-            stopped.wait(5)
-            continue
-        if body["metadata"].get("deletionTimestamp"):
-            break
-        try:
-            result = reconciler.reconcile(body, memory)
-            timeout = min(result.requeue_after_seconds or cfg.resync_seconds, cfg.resync_seconds)
-        except ApiException as e:
-            log.warning("reconcile of %s/%s failed: %s %s", namespace, name, e.status, e.reason)
-            timeout = 5.0
-        except Exception:  # noqa: BLE001 - never let one object's bug kill its loop
-            log.exception("reconcile of %s/%s crashed", namespace, name)
-            timeout = 30.0
-        waited = 0.0
-        while waited < timeout and not stopped and not wake.is_set():
-            wake.wait(min(1.0, timeout - waited))
-            waited += 1.0
-    wakers.forget(namespace, name)
+            deadline = loop.time() + timeout
+            while not stopped and not wake.is_set() and loop.time() < deadline:
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=min(1.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    pass
+    finally:
+        wakers.forget(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def deployment_changed(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def deployment_changed(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     memo["wakers"].wake(namespace, name)
 
 
 @kopf.on.event("", "v1", "pods", labels={N.LABEL_MANAGED_BY: N.MANAGER})
-def pod_changed(meta: Any, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def pod_changed(meta: Any, namespace: str, memo: kopf.Memo, **_: Any) -> None:
     for ref in meta.get("ownerReferences") or []:
         if ref.get("kind") == "MoEDeployment" and ref.get("controller"):
             memo["wakers"].wake(namespace, ref["name"])
