@@ -48,6 +48,7 @@ cluster-status:
 ## generate: write generated files (the CRD) from their sources
 generate: venv
 	$(BIN)/moectl crd > crds/moedeployments.moe.inference.io.yaml
+	$(BIN)/moectl crd --peering > crds/kopfpeerings.kopf.dev.yaml
 
 lint-imports: venv
 	$(BIN)/lint-imports

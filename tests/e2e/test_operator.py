@@ -410,3 +410,39 @@ def test_volcano_pods_wait_for_their_scheduler(api, namespace):
         assert p.metadata.annotations["scheduling.k8s.io/group-name"] == "gangvc-aggregated-0"
         assert p.status.phase == "Pending"  # no volcano scheduler runs here: the gang waits for it
     assert _get(api, namespace, "gangvc")["status"]["phase"] in ("Pending", "Deploying")
+
+
+# ------------------------------------------------------------------------------------------ standby replica
+
+
+def test_a_second_replica_stands_by_until_the_active_one_goes(cluster, api, namespace, tmp_path):
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings",
+                                           {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "moe"}})
+    moectl = pathlib.Path(sys.executable).parent / "moectl"
+    env = {**__import__("os").environ, "KUBECONFIG": cluster.operator_kubeconfig or cluster.kubeconfig}
+
+    def start(priority: int) -> tuple[subprocess.Popen, pathlib.Path]:
+        log = tmp_path / f"op-{priority}.log"
+        proc = subprocess.Popen([str(moectl), "run", "-n", namespace, "--no-webhook", "--peering", "moe", "--priority", str(priority)],
+                                stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
+        return proc, log
+
+    active, active_log = start(100)
+    standby, standby_log = start(50)
+    try:
+        wait_for(lambda: "Pausing operations in favour of" in standby_log.read_text(), timeout_seconds=60,
+                 what="the lower-priority replica to stand by")
+        assert "Pausing operations" not in active_log.read_text()
+        peers = wait_for(lambda: len(st := (custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", "moe")
+                                            .get("status") or {})) == 2 and st, what="both peers registered")
+        assert sorted(p["priority"] for p in peers.values()) == [50, 100]
+        active.terminate()
+        active.wait(timeout=60)
+        wait_for(lambda: "Resuming operations after the pause" in standby_log.read_text(), timeout_seconds=60,
+                 what="the standby to take over")
+    finally:
+        for proc in (active, standby):
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)

@@ -3,7 +3,7 @@
 import pathlib
 
 from moe_operator.api.crd import moedeployment_crd
-from moe_operator.api.crd_yaml import render_crd_yaml
+from moe_operator.api.crd_yaml import render_crd_yaml, render_peering_crds_yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "moedeployments.moe.inference.io.yaml"
@@ -11,6 +11,8 @@ CRD_FILE = ROOT / "crds" / "moedeployments.moe.inference.io.yaml"
 
 def test_committed_crd_matches_a_fresh_generation():
     assert CRD_FILE.read_text() == render_crd_yaml(), "crds/ is stale: run `make generate` and commit the result"
+    peering = ROOT / "crds" / "kopfpeerings.kopf.dev.yaml"
+    assert peering.read_text() == render_peering_crds_yaml(), "crds/ is stale: run `make generate` and commit the result"
 
 
 def _walk(node, path="$"):

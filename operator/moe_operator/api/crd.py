@@ -106,3 +106,20 @@ def moedeployment_crd() -> dict[str, Any]:
             }],
         },
     }
+
+
+def kopf_peering_crds() -> list[dict[str, Any]]:
+    """kopf's peering resources (kopf.dev/v1), needed only to run operator replicas as active/standby peers.
+    kopf keeps the list of live peers in `status`, written with a plain patch (no status subresource)."""
+    out = []
+    for kind, plural, scope in (("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"), ("KopfPeering", "kopfpeerings", "Namespaced")):
+        out.append({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.kopf.dev", "labels": {"app.kubernetes.io/part-of": "moe-operator"}},
+            "spec": {"group": "kopf.dev", "scope": scope,
+                     "names": {"kind": kind, "plural": plural, "singular": plural[:-1]},
+                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                         "type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                         "description": "Peers of kopf-based operators: which replica is active (highest priority) and which stand by."}}}]},
+        })
+    return out

@@ -16,7 +16,7 @@ import yaml
 from rich.console import Console
 from rich.table import Column, Table
 
-from ..api.crd_yaml import render_crd_yaml
+from ..api.crd_yaml import render_crd_yaml, render_peering_crds_yaml
 from ..capacity.catalog import CatalogError, gpu_catalog, model_catalog
 from ..capacity.evaluate import evaluate
 from ..capacity.hf_import import HFConfigError, architecture_from_hf
@@ -94,9 +94,9 @@ def import_hf(config: Annotated[Path, typer.Argument(help="A Hugging Face config
 
 
 @app.command()
-def crd() -> None:
+def crd(peering: Annotated[bool, typer.Option("--peering", help="Print kopf's peering CRDs instead (for active/standby replicas).")] = False) -> None:
     """Print the MoEDeployment CustomResourceDefinition generated from the API models."""
-    typer.echo(render_crd_yaml(), nl=False)
+    typer.echo(render_peering_crds_yaml() if peering else render_crd_yaml(), nl=False)
 
 
 @app.command()
@@ -112,7 +112,8 @@ def run(
     webhook_cert_dir: Annotated[str, typer.Option("--webhook-cert-dir", help="Where the self-made webhook certificates are written.")] = "/tmp/moe-operator-webhook",
     manage_webhook_config: Annotated[bool, typer.Option("--manage-webhook-config/--no-manage-webhook-config",
                                                         help="Create and update the ValidatingWebhookConfiguration (needs RBAC for it).")] = True,
-    peering: Annotated[Optional[str], typer.Option("--peering", help="Peering name for an active/standby pair (needs kopf's peering CRDs).")] = None,
+    peering: Annotated[Optional[str], typer.Option("--peering", help="Peering name for active/standby replicas (needs kopf's peering CRDs: moectl crd --peering).")] = None,
+    priority: Annotated[int, typer.Option("--priority", help="Peering priority: the highest live one is active, the others stand by.")] = 0,
     resync_seconds: Annotated[float, typer.Option("--resync-seconds", help="Reconcile every deployment at least this often.")] = 60.0,
     liveness: Annotated[Optional[str], typer.Option("--liveness", help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8081/healthz.")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
@@ -136,8 +137,10 @@ def run(
         kubeconfig=kubeconfig, resync_seconds=resync_seconds, webhook=webhook, webhook_address=webhook_address,
         webhook_port=webhook_port, webhook_host=webhook_host, webhook_service=webhook_service,
         webhook_cert_dir=webhook_cert_dir, webhook_managed=manage_webhook_config)
+    if webhook:
+        handlers.register_admission(kopf.get_default_registry())
     asyncio.run(kopf.operator(
-        clusterwide=all_namespaces, namespaces=namespace or (), standalone=peering is None, peering_name=peering,
+        clusterwide=all_namespaces, namespaces=namespace or (), standalone=peering is None, peering_name=peering, priority=priority,
         liveness_endpoint=liveness, memo=kopf.Memo(config=cfg)))
 
 

@@ -92,13 +92,18 @@ def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo["executor"].shutdown(wait=False, cancel_futures=True)
 
 
-@kopf.on.validate(GROUP, VERSION, PLURAL, id="validate", operations=["CREATE", "UPDATE"], side_effects=False)
 async def validate(spec: Any, name: str | None, warnings: list[str], **_: Any) -> None:
     """Runs on the event loop: a verdict takes a few milliseconds, and no thread pool can starve it."""
     verdict = admission_verdict(dict(spec or {}), name or "unnamed")
     warnings.extend(verdict.warnings)
     if not verdict.allowed:
         raise kopf.AdmissionError(verdict.message, code=422)
+
+
+def register_admission(registry: kopf.OperatorRegistry) -> None:
+    """Register the validating webhook handler; only when a webhook server runs (kopf refuses handlers without one)."""
+    kopf.on.validate(GROUP, VERSION, PLURAL, id="validate", operations=["CREATE", "UPDATE"], side_effects=False,
+                     registry=registry)(validate)
 
 
 def _reconcile_once(reconciler: Reconciler, custom: client.CustomObjectsApi, namespace: str, name: str,
