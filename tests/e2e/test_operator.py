@@ -428,19 +428,22 @@ def test_a_second_replica_stands_by_until_the_active_one_goes(cluster, api, name
                                 stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
         return proc, log
 
+    def peering_state(log: pathlib.Path) -> str:
+        """kopf starts a peer paused and logs only transitions: 'active' after a resume, else 'standby'."""
+        lines = [ln for ln in log.read_text().splitlines() if "Resuming operations" in ln or "Pausing operations" in ln]
+        return "active" if lines and "Resuming operations" in lines[-1] else "standby"
+
     active, active_log = start(100)
     standby, standby_log = start(50)
     try:
-        wait_for(lambda: "Pausing operations in favour of" in standby_log.read_text(), timeout_seconds=60,
-                 what="the lower-priority replica to stand by")
-        assert "Pausing operations" not in active_log.read_text()
         peers = wait_for(lambda: len(st := (custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", "moe")
                                             .get("status") or {})) == 2 and st, what="both peers registered")
         assert sorted(p["priority"] for p in peers.values()) == [50, 100]
+        wait_for(lambda: peering_state(active_log) == "active" and peering_state(standby_log) == "standby",
+                 timeout_seconds=30, what="priority 100 active, priority 50 standing by")
         active.terminate()
         active.wait(timeout=60)
-        wait_for(lambda: "Resuming operations after the pause" in standby_log.read_text(), timeout_seconds=60,
-                 what="the standby to take over")
+        wait_for(lambda: peering_state(standby_log) == "active", timeout_seconds=90, what="the standby to take over")
     finally:
         for proc in (active, standby):
             if proc.poll() is None:
