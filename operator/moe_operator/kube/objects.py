@@ -115,22 +115,21 @@ def delete_group_pods(core: client.CoreV1Api, namespace: str, group: str, writes
     writes()
 
 
-def delete_service(core: client.CoreV1Api, namespace: str, name: str, writes: Writes) -> None:
+def _delete_if_present(delete, name: str, namespace: str, writes: Writes) -> None:
     try:
-        core.delete_namespaced_service(name, namespace)
+        delete(name, namespace)
     except ApiException as e:
         if e.status != 404:
             raise
     writes()
+
+
+def delete_service(core: client.CoreV1Api, namespace: str, name: str, writes: Writes) -> None:
+    _delete_if_present(core.delete_namespaced_service, name, namespace, writes)
 
 
 def delete_config_map(core: client.CoreV1Api, namespace: str, name: str, writes: Writes) -> None:
-    try:
-        core.delete_namespaced_config_map(name, namespace)
-    except ApiException as e:
-        if e.status != 404:
-            raise
-    writes()
+    _delete_if_present(core.delete_namespaced_config_map, name, namespace, writes)
 
 
 def apply_pod_group(custom: client.CustomObjectsApi, desired: dict[str, Any], writes: Writes) -> str | None:
