@@ -118,3 +118,13 @@ def test_stage_larger_than_a_node_must_split_evenly():
     assert any(f.code == Code.INVALID_PARALLELISM and "one pod per node" in f.message for f in r.violations)
     ok = evaluate(spec(roles={"aggregated": {"parallelism": {"tensor": 2, "data": 8, "expert": 8}}}))
     assert ok.roles["aggregated"].stages[0].pods == 2 and ok.roles["aggregated"].stages[0].gpus_per_pod == 8
+
+
+def test_tensor_groups_never_straddle_the_pods_of_a_split_stage():
+    # Qwen3-235B has 64 heads and 4 KV heads: tensor=4 is valid; a stage of 4 x 6 = 24 GPUs splits into 3 pods of 8
+    ok = evaluate(spec(model={"preset": "qwen3-235b-a22b"}, roles={"aggregated": {"parallelism": {"tensor": 4, "data": 6, "expert": 8}}}))
+    assert not [f for f in ok.violations if f.code == Code.INVALID_PARALLELISM]
+    # with 6-GPU nodes the same stage splits into 4 pods of 6 GPUs, and tensor groups of 4 would cross pods
+    bad = evaluate(spec(model={"preset": "qwen3-235b-a22b"}, hardware={"gpusPerNode": 6},
+                        roles={"aggregated": {"parallelism": {"tensor": 4, "data": 6, "expert": 8}}}))
+    assert any("split tensor groups across nodes" in f.message for f in bad.violations)

@@ -129,6 +129,11 @@ def check_parallelism(m: ModelShape, role: str, spec: RoleSpec, gpus_per_node: i
                          f"a stage needs {stage_gpus} GPUs, more than a node's {gpus_per_node}, and does not split evenly into one pod per node; "
                          f"use a multiple of {gpus_per_node}",
                          role))
+    elif stage_gpus > gpus_per_node and p.tensor <= gpus_per_node and gpus_per_node % p.tensor:
+        f.append(Finding(Code.INVALID_PARALLELISM,
+                         f"tensor={p.tensor} does not divide the {gpus_per_node} GPUs of a node, so the stage's per-node pods would split "
+                         f"tensor groups across nodes; use a tensor degree that divides {gpus_per_node}",
+                         role))
     return f
 
 
