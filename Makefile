@@ -49,6 +49,7 @@ cluster-status:
 generate: venv
 	$(BIN)/moectl crd > crds/moedeployments.moe.inference.io.yaml
 	$(BIN)/moectl crd --peering > crds/kopfpeerings.kopf.dev.yaml
+	$(BIN)/moectl crd --scaler > crds/moerolescalers.moe.inference.io.yaml
 
 lint-imports: venv
 	$(BIN)/lint-imports

@@ -449,3 +449,42 @@ def test_a_second_replica_stands_by_until_the_active_one_goes(cluster, api, name
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=60)
+
+
+# ------------------------------------------------------------------------------------------ role scalers
+
+
+def _scaler(api, namespace, name):
+    return client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, "moerolescalers", name)
+
+
+def test_manual_mode_scaler_mirrors_the_spec_and_reports_groups(cluster, api, namespace):
+    _create(api, namespace, _pipeline_doc("man", replicas=2))
+    _phase(api, namespace, "man", "Ready")
+    sc = wait_for(lambda: (s := _scaler(api, namespace, "man-aggregated")).get("status", {}).get("readyReplicas") == 2 and s,
+                  what="the scaler's status")
+    assert sc["spec"]["replicas"] == 2 and sc["status"]["mode"] == "Manual"
+    assert sc["status"]["selector"] == "moe.inference.io/deployment=man,moe.inference.io/role=aggregated"
+    # the scale subresource an HPA reads
+    scale = json.loads(cluster.kubectl("get", "--raw", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/moerolescalers/man-aggregated/scale").stdout)
+    assert scale["spec"]["replicas"] == 2 and scale["status"]["replicas"] == 2 and "role=aggregated" in scale["status"]["selector"]
+    # in Manual mode the MoEDeployment owns the count: a kubectl scale is put back
+    cluster.kubectl("scale", "-n", namespace, "moerolescaler/man-aggregated", "--replicas=4")
+    wait_for(lambda: _scaler(api, namespace, "man-aggregated")["spec"]["replicas"] == 2, what="the manual count restored")
+    assert len(_pods(api, namespace)) == 4
+
+
+def test_external_mode_kubectl_scale_drives_the_role(cluster, api, namespace):
+    doc = _pipeline_doc("ext", replicas=1)
+    doc["spec"]["roles"]["aggregated"]["autoscaling"] = {"mode": "External"}
+    _create(api, namespace, doc)
+    _phase(api, namespace, "ext", "Ready")
+    cluster.kubectl("scale", "-n", namespace, "moerolescaler/ext-aggregated", "--replicas=3")
+    obj = wait_for(lambda: (o := _get(api, namespace, "ext"))["status"].get("aggregated") == "3/3" and o, timeout_seconds=60,
+                   what="3 groups from the scaler")
+    assert obj["spec"]["roles"]["aggregated"]["replicas"] == 1  # the spec is not the owner in External mode
+    assert obj["status"]["roles"]["aggregated"]["desiredReplicas"] == 3 and len(_pods(api, namespace)) == 6
+    cluster.kubectl("scale", "-n", namespace, "moerolescaler/ext-aggregated", "--replicas=1")
+    wait_for(lambda: {p.metadata.labels["moe.inference.io/replica"] for p in _pods(api, namespace)} == {"0"},
+             what="back to one group")
+    wait_for(lambda: _scaler(api, namespace, "ext-aggregated")["status"]["replicas"] == 1, what="scaler status")

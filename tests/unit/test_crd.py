@@ -3,7 +3,7 @@
 import pathlib
 
 from moe_operator.api.crd import moedeployment_crd
-from moe_operator.api.crd_yaml import render_crd_yaml, render_peering_crds_yaml
+from moe_operator.api.crd_yaml import render_crd_yaml, render_peering_crds_yaml, render_scaler_crd_yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "moedeployments.moe.inference.io.yaml"
@@ -13,6 +13,8 @@ def test_committed_crd_matches_a_fresh_generation():
     assert CRD_FILE.read_text() == render_crd_yaml(), "crds/ is stale: run `make generate` and commit the result"
     peering = ROOT / "crds" / "kopfpeerings.kopf.dev.yaml"
     assert peering.read_text() == render_peering_crds_yaml(), "crds/ is stale: run `make generate` and commit the result"
+    scaler = ROOT / "crds" / "moerolescalers.moe.inference.io.yaml"
+    assert scaler.read_text() == render_scaler_crd_yaml(), "crds/ is stale: run `make generate` and commit the result"
 
 
 def _walk(node, path="$"):
@@ -51,3 +53,11 @@ def test_crd_surface():
     assert (tensor["type"], tensor["minimum"], tensor["default"]) == ("integer", 1, 1)
     assert spec["properties"]["engine"]["properties"]["kind"]["enum"] == ["vllm", "sglang"]
     assert spec["properties"]["validation"]["enum"] == ["Enforce", "Warn"]
+
+
+def test_scaler_crd_has_a_scale_subresource():
+    from moe_operator.api.crd import moerolescaler_crd
+
+    version = moerolescaler_crd()["spec"]["versions"][0]
+    assert version["subresources"]["scale"] == {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                                                "labelSelectorPath": ".status.selector"}

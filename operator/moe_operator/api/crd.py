@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .deployment import GROUP, KIND, VERSION, MoEDeploymentSpec
+from .scaler import SCALER_KIND, SCALER_PLURAL, MoERoleScalerSpec, MoERoleScalerStatus
 from .status import MoEDeploymentStatus
 
 PLURAL = "moedeployments"
@@ -123,3 +124,42 @@ def kopf_peering_crds() -> list[dict[str, Any]]:
                          "description": "Peers of kopf-based operators: which replica is active (highest priority) and which stand by."}}}]},
         })
     return out
+
+
+def moerolescaler_crd() -> dict[str, Any]:
+    """The MoERoleScaler CRD, with the scale subresource HPA, KEDA and kubectl scale use (pure)."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{SCALER_PLURAL}.{GROUP}", "labels": {"app.kubernetes.io/name": "moe-operator", "app.kubernetes.io/part-of": "moe-operator"}},
+        "spec": {
+            "group": GROUP, "scope": "Namespaced",
+            "names": {"plural": SCALER_PLURAL, "singular": "moerolescaler", "kind": SCALER_KIND, "listKind": f"{SCALER_KIND}List",
+                      "shortNames": ["moers"], "categories": ["moe"]},
+            "versions": [{
+                "name": VERSION, "served": True, "storage": True,
+                "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas", "statusReplicasPath": ".status.replicas",
+                                                          "labelSelectorPath": ".status.selector"}},
+                "additionalPrinterColumns": [
+                    {"name": "Deployment", "type": "string", "jsonPath": ".spec.deployment"},
+                    {"name": "Role", "type": "string", "jsonPath": ".spec.role"},
+                    {"name": "Mode", "type": "string", "jsonPath": ".status.mode"},
+                    {"name": "Desired", "type": "integer", "jsonPath": ".spec.replicas"},
+                    {"name": "Current", "type": "integer", "jsonPath": ".status.replicas"},
+                    {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "MoERoleScaler scales one role of a MoEDeployment through its scale subresource.",
+                    "required": ["spec"],
+                    "properties": {
+                        "apiVersion": {"type": "string", "description": "APIVersion of this object."},
+                        "kind": {"type": "string", "description": "Kind of this object."},
+                        "metadata": {"type": "object"},
+                        "spec": structural_schema(MoERoleScalerSpec),
+                        "status": structural_schema(MoERoleScalerStatus),
+                    },
+                }},
+            }],
+        },
+    }

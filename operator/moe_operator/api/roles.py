@@ -46,12 +46,25 @@ class Parallelism(KubeModel):
     )
 
 
+class ScalingMode(str, Enum):
+    MANUAL = "Manual"
+    EXTERNAL = "External"
+
+
+class RoleAutoscaling(KubeModel):
+    """Who owns the role's replica count."""
+
+    mode: ScalingMode = Field(ScalingMode.MANUAL, description="Manual: roles.<role>.replicas here. External: the role's MoERoleScaler "
+                                                          "(<deployment>-<role>), written by kubectl scale, an HPA or KEDA.")
+
+
 class RoleSpec(KubeModel):
     """One serving role: how many replicas, how each replica is parallelised, and its batching limits."""
 
     replicas: int = Field(1, ge=0, le=1024, description="Replica groups of this role; each is one gang of pods.")
     parallelism: Parallelism = Field(default_factory=Parallelism, description="Parallel degrees of one replica.")
     max_concurrent_sequences: int = Field(64, ge=1, le=1048576, description="Running sequences per replica (vLLM --max-num-seqs, SGLang --max-running-requests); KV cache is sized for this many at the longest length.")
+    autoscaling: RoleAutoscaling = Field(default_factory=RoleAutoscaling, description="Who owns the replica count.")
     max_batch_tokens: int | None = Field(
         None, ge=1, le=16777216,
         description="Tokens per forward pass per replica (prefill chunk); defaults to 16384 for prefill and aggregated, maxConcurrentSequences for decode.",

@@ -16,7 +16,7 @@ import yaml
 from rich.console import Console
 from rich.table import Column, Table
 
-from ..api.crd_yaml import render_crd_yaml, render_peering_crds_yaml
+from ..api.crd_yaml import render_crd_yaml, render_peering_crds_yaml, render_scaler_crd_yaml
 from ..capacity.catalog import CatalogError, gpu_catalog, model_catalog
 from ..capacity.evaluate import evaluate
 from ..capacity.hf_import import HFConfigError, architecture_from_hf
@@ -94,9 +94,13 @@ def import_hf(config: Annotated[Path, typer.Argument(help="A Hugging Face config
 
 
 @app.command()
-def crd(peering: Annotated[bool, typer.Option("--peering", help="Print kopf's peering CRDs instead (for active/standby replicas).")] = False) -> None:
+def crd(
+    peering: Annotated[bool, typer.Option("--peering", help="Print kopf's peering CRDs instead (for active/standby replicas).")] = False,
+    scaler: Annotated[bool, typer.Option("--scaler", help="Print the MoERoleScaler CRD instead.")] = False,
+) -> None:
     """Print the MoEDeployment CustomResourceDefinition generated from the API models."""
-    typer.echo(render_peering_crds_yaml() if peering else render_crd_yaml(), nl=False)
+    text = render_peering_crds_yaml() if peering else render_scaler_crd_yaml() if scaler else render_crd_yaml()
+    typer.echo(text, nl=False)
 
 
 @app.command()

@@ -165,3 +165,11 @@ async def pod_changed(meta: Any, namespace: str, memo: kopf.Memo, **_: Any) -> N
     for ref in meta.get("ownerReferences") or []:
         if ref.get("kind") == "MoEDeployment" and ref.get("controller"):
             memo["wakers"].wake(namespace, ref["name"])
+
+
+@kopf.on.event(GROUP, VERSION, "moerolescalers")
+async def scaler_changed(meta: Any, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    """kubectl scale, an HPA or KEDA changed a role's replicas: wake its deployment."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "MoEDeployment" and ref.get("controller"):
+            memo["wakers"].wake(namespace, ref["name"])

@@ -21,6 +21,7 @@ from ..capacity.catalog import CatalogError
 from ..capacity.evaluate import evaluate
 from ..planning.desired import DesiredState, Owner, desired_state
 from ..planning.lifecycle import Actions, GroupHistory, group_views, plan_actions
+from ..planning.scalers import desired_scaler, effective_replicas, scaler_status, with_replicas
 from ..planning.status import compute_status, without_volatile
 from . import objects as O
 from .events import post_event
@@ -97,6 +98,8 @@ class Reconciler:
             return self._invalid(body, str(err), writes)
         blocked = not report.feasible and spec.validation == "Enforce"
         owner = Owner(name, namespace, uid)
+        scalers = self._scalers(namespace, uid)
+        spec = with_replicas(spec, effective_replicas(spec, {r: s["spec"]["replicas"] for r, s in (scalers or {}).items()}))
         desired = DesiredState((), ()) if blocked else desired_state(spec, owner, report)
         existing = O.OwnedObjects(self.core, namespace, name, uid)
         pods = existing.observed_pods()
@@ -115,6 +118,8 @@ class Reconciler:
             memory.history = actions.history
             self._write(spec, owner, desired, existing, actions, memory, writes)
         views = group_views(desired, pods)
+        if scalers is not None:
+            self._sync_scalers(spec, owner, scalers, views, writes)
         status = compute_status(spec, report, blocked, views, actions, memory.restarts_by_role, generation,
                                 body.get("status") or {}, now_iso())
         previous = {k: (body.get("status") or {}).get(k) for k in status}
@@ -122,6 +127,41 @@ class Reconciler:
             self._patch_status(namespace, name, status, writes)
         requeue = actions.requeue_after_seconds if actions else None
         return Result(writes.count, requeue, status["phase"])
+
+    def _scalers(self, namespace: str, uid: str) -> dict[str, dict[str, Any]] | None:
+        """This deployment's MoERoleScalers by role (owned ones only); None when the CRD is not installed."""
+        try:
+            items = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "moerolescalers")["items"]
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return {s["spec"]["role"]: s for s in items
+                if any(r.get("uid") == uid and r.get("controller") for r in s["metadata"].get("ownerReferences") or [])}
+
+    def _sync_scalers(self, spec: MoEDeploymentSpec, owner: Owner, scalers: dict[str, dict[str, Any]], views, writes: O.Writes) -> None:
+        """Create missing scalers; in Manual mode mirror the spec's replicas into them; keep their status current."""
+        for role, rs in spec.roles.items():
+            mode = str(rs.autoscaling.mode)
+            current = scalers.get(role)
+            if current is None:
+                try:
+                    current = self.custom.create_namespaced_custom_object(GROUP, VERSION, owner.namespace, "moerolescalers",
+                                                                          desired_scaler(owner, role, rs.replicas))
+                    writes()
+                except ApiException as e:
+                    if e.status != 409:
+                        raise
+                    continue
+            elif mode == "Manual" and current["spec"].get("replicas") != rs.replicas:
+                current = self.custom.patch_namespaced_custom_object(GROUP, VERSION, owner.namespace, "moerolescalers",
+                                                                     current["metadata"]["name"], {"spec": {"replicas": rs.replicas}})
+                writes()
+            status = scaler_status(owner, role, mode, views)
+            if (current.get("status") or {}) != status:
+                self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, owner.namespace, "moerolescalers",
+                                                                  current["metadata"]["name"], {"status": status})
+                writes()
 
     def _write(self, spec: MoEDeploymentSpec, owner: Owner, desired: DesiredState, existing: O.OwnedObjects,
                actions: Actions, memory: DeploymentMemory, writes: O.Writes) -> None:

@@ -69,3 +69,13 @@ def group_labels(deployment: str, role: str, replica: int) -> dict[str, str]:
 def pod_labels(deployment: str, role: str, replica: int, stage: int, shard: int) -> dict[str, str]:
     return {**group_labels(deployment, role, replica), LABEL_STAGE: str(stage), LABEL_SHARD: str(shard),
             LABEL_COMPONENT: "engine"}
+
+
+def scaler_name(deployment: str, role: str) -> str:
+    """The role's MoERoleScaler: <deployment>-<role> (cut with a hash like every child name)."""
+    return f"{base_name(deployment)}-{role}"
+
+
+def role_selector(deployment: str, role: str) -> str:
+    """Label selector of a role's pods, as the scale subresource reports it."""
+    return f"{LABEL_DEPLOYMENT}={label_value(deployment)},{LABEL_ROLE}={role}"
