@@ -160,6 +160,48 @@ def tree(
     raise typer.Exit(print_tree(name, namespace, kubeconfig, Console()))
 
 
+@app.command("simulate-engine")
+def simulate_engine(
+    file: Annotated[str, typer.Option("-f", "--file", help="The MoEDeployment the engines serve (its spec drives the numbers).")],
+    namespace: Annotated[str, typer.Option("-n", "--namespace")] = "default",
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Find the deployment's pods in this cluster.")] = None,
+    static: Annotated[Optional[str], typer.Option("--static", help="No cluster: simulate ROLE=N[,ROLE=N] replica groups.")] = None,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="vllm or sglang metric names; default: spec.engine.kind.")] = None,
+    address: Annotated[str, typer.Option("--address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 9400,
+    requests_per_second: Annotated[float, typer.Option("--requests-per-second", help="Initial load, whole deployment.")] = 0.0,
+    skew: Annotated[float, typer.Option("--skew", help="Zipf exponent of expert load (0 = uniform).")] = 0.0,
+    expert_layers: Annotated[int, typer.Option("--expert-layers", help="MoE layers to publish per-expert counters for.")] = 8,
+    targets_file: Annotated[Optional[str], typer.Option("--targets-file", help="Write a Prometheus file_sd target for this server here.")] = None,
+) -> None:
+    """Serve vLLM/SGLang metrics for a deployment's pods at a load you set (POST /load), without GPUs."""
+    import threading
+
+    from ..kube.clients import api_client
+    from ..sim.discovery import cluster_pods, static_pods
+    from ..sim.server import EngineSimulator, serve
+
+    try:
+        (deployment,) = load_deployments(file)
+    except (InputError, ValueError) as err:
+        _fail_input(getattr(err, "problems", [str(err)]), False)
+        return
+    name = deployment.metadata.name
+    if static:
+        replicas = {k: int(v) for k, v in (part.split("=", 1) for part in static.split(","))}
+        pods = static_pods(namespace, name, replicas)
+    else:
+        pods = cluster_pods(api_client(kubeconfig), namespace, name)
+    sim = EngineSimulator(deployment.spec, engine or str(deployment.spec.engine.kind), pods, requests_per_second, skew, expert_layers)
+    server = serve(sim, address, port)
+    bound = f"{address}:{server.server_address[1]}"
+    if targets_file:
+        Path(targets_file).write_text(json.dumps([{"targets": [bound], "labels": {"job_role": "moe-engine-simulator"}}]))
+    Console(stderr=True).print(f"simulating {sim.engine} engines of {namespace}/{name} on http://{bound}/metrics; "
+                               f"POST http://{bound}/load {{\"requestsPerSecond\": R, \"skew\": S}}")
+    threading.Event().wait()
+
+
 @catalog_app.command("gpus")
 def catalog_gpus() -> None:
     """GPUs the capacity model knows (per GPU, dense peaks)."""
