@@ -171,8 +171,9 @@ def operator(cluster, api, tmp_path_factory) -> Operator:
     port = _free_port()
     moectl = pathlib.Path(sys.executable).parent / "moectl"
     env = {**os.environ, "KUBECONFIG": cluster.operator_kubeconfig or cluster.kubeconfig}
+    extra = ["--prometheus-url", cluster.prometheus_url] if cluster.prometheus_url else []
     proc = subprocess.Popen([str(moectl), "run", "--all-namespaces", "--webhook-port", str(port),
-                             "--webhook-cert-dir", str(workdir / "certs"), "--resync-seconds", "5"],
+                             "--webhook-cert-dir", str(workdir / "certs"), "--resync-seconds", "5", *extra],
                             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     op = Operator(proc, log_path, "moe-operator")
     adm = client.AdmissionregistrationV1Api(api)

@@ -246,3 +246,14 @@ def test_coscheduling_and_kueue_metadata():
 def test_max_surge_is_flagged_as_not_acted_on():
     v = admission_verdict(doc(rollout={"maxSurge": 1})["spec"], "x")
     assert v.allowed and any("maxSurge" in w for w in v.warnings)
+
+
+
+def test_who_owns_the_replica_count():
+    from moe_operator.planning.scalers import effective_replicas
+
+    s = disaggregated(prefill={"replicas": 2, "autoscaling": {"mode": "Planner"}}, decode={"replicas": 3, "autoscaling": {"mode": "External"}})
+    assert effective_replicas(s, {"prefill": 5, "decode": 7}) == {"prefill": 5, "decode": 7}
+    assert effective_replicas(s, {}) == {"prefill": 2, "decode": 3}  # until the scalers exist
+    manual = disaggregated(prefill={"replicas": 2}, decode={"replicas": 3})
+    assert effective_replicas(manual, {"prefill": 5, "decode": 7}) == {"prefill": 2, "decode": 3}

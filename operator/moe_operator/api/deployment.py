@@ -87,6 +87,19 @@ class EfficiencySpec(KubeModel):
     )
 
 
+class AutoscalingSpec(KubeModel):
+    """The planner of roles in Planner mode."""
+
+    prometheus_url: str | None = Field(None, alias="prometheusURL", max_length=2048,
+                                       description="Prometheus the planner reads engine metrics from; default: the operator's --prometheus-url.")
+    interval_seconds: int = Field(30, ge=1, le=3600, description="How often the planner decides.")
+    headroom_percent: int = Field(20, ge=0, le=500, description="Capacity kept above observed demand, in percent.")
+    scale_up_window_seconds: int = Field(0, ge=0, le=3600, description="Scale up to the lowest recommendation of this window (0: at once).")
+    scale_down_window_seconds: int = Field(300, ge=0, le=86400, description="Scale down only to the highest recommendation of this window.")
+    stale_after_seconds: int = Field(120, ge=1, le=86400, description="Metrics older than this hold the replicas where they are.")
+    rate_window_seconds: int = Field(60, ge=10, le=3600, description="Window of the PromQL rate() over engine counters.")
+
+
 class ValidationMode(str, Enum):
     ENFORCE = "Enforce"
     WARN = "Warn"
@@ -106,6 +119,7 @@ class MoEDeploymentSpec(KubeModel):
     placement: PlacementSpec = Field(default_factory=PlacementSpec, description="Topology of replica groups.")
     scheduling: SchedulingSpec = Field(default_factory=SchedulingSpec, description="Gang scheduling, scheduler and priority.")
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Rolling update limits.")
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="The planner of roles in Planner mode.")
 
 
 class ObjectMeta(KubeModel):

@@ -49,13 +49,21 @@ class Parallelism(KubeModel):
 class ScalingMode(str, Enum):
     MANUAL = "Manual"
     EXTERNAL = "External"
+    PLANNER = "Planner"
 
 
 class RoleAutoscaling(KubeModel):
     """Who owns the role's replica count."""
 
+    model_config = KubeModel.model_config | {"json_schema_extra": {"x-kubernetes-validations": [
+        {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
+    ]}}
+
     mode: ScalingMode = Field(ScalingMode.MANUAL, description="Manual: roles.<role>.replicas here. External: the role's MoERoleScaler "
-                                                          "(<deployment>-<role>), written by kubectl scale, an HPA or KEDA.")
+                                                          "(<deployment>-<role>), written by kubectl scale, an HPA or KEDA. Planner: "
+                                                          "the operator's planner, from observed load, the SLO and the capacity model.")
+    min_replicas: int = Field(1, ge=0, le=1024, description="Planner: fewest replica groups (never scales below).")
+    max_replicas: int = Field(64, ge=1, le=1024, description="Planner: most replica groups.")
 
 
 class RoleSpec(KubeModel):

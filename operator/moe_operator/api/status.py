@@ -65,6 +65,20 @@ class CapacitySummary(KubeModel):
     peak_memory_utilization_percent: int = Field(0, ge=0, description="Highest predicted memory use of any stage, in percent of GPU memory.")
 
 
+class ScalingDecision(KubeModel):
+    """The planner's last decision for a role."""
+
+    desired_replicas: int = Field(0, ge=0, description="Replica groups the planner wants.")
+    reason: str = Field("", max_length=256, description="Load, TTFTAboveTarget, InterTokenLatencyAboveTarget, MetricsMissing, MetricsStale, PrometheusUnreachable, ...")
+    limited_by_budget: bool = Field(False, description="Whether hardware.maxGPUs kept the role below what it needs.")
+
+
+class ScalingStatus(KubeModel):
+    aggregated: ScalingDecision | None = Field(None, description="The aggregated role.")
+    prefill: ScalingDecision | None = Field(None, description="The prefill role.")
+    decode: ScalingDecision | None = Field(None, description="The decode role.")
+
+
 class MoEDeploymentStatus(KubeModel):
     """Observed state of a MoEDeployment."""
 
@@ -80,3 +94,4 @@ class MoEDeploymentStatus(KubeModel):
     capacity: CapacitySummary | None = Field(None, description="Headline numbers of the capacity report.")
     violations: list[Finding] = Field(default_factory=list, max_length=64, description="Capacity-model violations of the current spec.")
     warnings: list[Finding] = Field(default_factory=list, max_length=64, description="Capacity-model warnings of the current spec.")
+    scaling: ScalingStatus | None = Field(None, description="The planner's last decision per Planner-mode role.")

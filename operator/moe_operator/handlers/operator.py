@@ -43,6 +43,7 @@ class OperatorConfig:
     webhook_cert_dir: str = "/tmp/moe-operator-webhook"
     webhook_managed: bool = True  # kopf creates/updates the ValidatingWebhookConfiguration itself
     reconcile_workers: int = 8  # threads running blocking reconciles; daemons themselves hold none
+    prometheus_url: str | None = None  # default for the planner when a spec names none
 
 
 @dataclass
@@ -133,7 +134,7 @@ def _reconcile_once(reconciler: Reconciler, custom: client.CustomObjectsApi, nam
 async def reconcile_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     cfg: OperatorConfig = memo["config"]
     wakers: Wakers = memo["wakers"]
-    reconciler = Reconciler(memo["api"])
+    reconciler = Reconciler(memo["api"], cfg.prometheus_url)
     custom = client.CustomObjectsApi(memo["api"])
     memory = DeploymentMemory()
     wake = wakers.get(namespace, name)

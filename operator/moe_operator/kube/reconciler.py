@@ -21,7 +21,17 @@ from ..capacity.catalog import CatalogError
 from ..capacity.evaluate import evaluate
 from ..planning.desired import DesiredState, Owner, desired_state
 from ..planning.lifecycle import Actions, GroupHistory, group_views, plan_actions
+from ..planning.autoscale import (
+    decision_message,
+    planner_budget,
+    planner_config,
+    planner_policies,
+    planner_roles,
+    scaling_status,
+)
 from ..planning.scalers import desired_scaler, effective_replicas, scaler_status, with_replicas
+from ..planning.scaling import Recommendation, plan_replicas
+from .prometheus import observe_roles
 from ..planning.status import compute_status, without_volatile
 from . import objects as O
 from .events import post_event
@@ -39,6 +49,10 @@ class DeploymentMemory:
     last_verdict: str | None = None
     last_blocked_by_budget: tuple[str, ...] = ()
     last_gang_problem: str | None = None
+    planner_history: dict[str, tuple[Recommendation, ...]] = field(default_factory=dict)
+    last_plan_seconds: float | None = None
+    scaling: dict[str, Any] = field(default_factory=dict)
+    scaling_limited: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,9 +75,10 @@ def _spec_problems(err: ValidationError) -> str:
 
 
 class Reconciler:
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, default_prometheus_url: str | None = None) -> None:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
+        self.default_prometheus_url = default_prometheus_url
 
     def _patch_status(self, namespace: str, name: str, status: dict[str, Any], writes: O.Writes) -> None:
         try:
@@ -99,6 +114,9 @@ class Reconciler:
         blocked = not report.feasible and spec.validation == "Enforce"
         owner = Owner(name, namespace, uid)
         scalers = self._scalers(namespace, uid)
+        planner_requeue = None
+        if scalers is not None and not blocked and planner_roles(spec):
+            planner_requeue = self._plan(spec, owner, scalers, memory, now_seconds, writes)
         spec = with_replicas(spec, effective_replicas(spec, {r: s["spec"]["replicas"] for r, s in (scalers or {}).items()}))
         desired = DesiredState((), ()) if blocked else desired_state(spec, owner, report)
         existing = O.OwnedObjects(self.core, namespace, name, uid)
@@ -121,12 +139,53 @@ class Reconciler:
         if scalers is not None:
             self._sync_scalers(spec, owner, scalers, views, writes)
         status = compute_status(spec, report, blocked, views, actions, memory.restarts_by_role, generation,
-                                body.get("status") or {}, now_iso())
+                                body.get("status") or {}, now_iso(), memory.scaling if planner_roles(spec) else None,
+                                memory.scaling_limited)
         previous = {k: (body.get("status") or {}).get(k) for k in status}
         if without_volatile(status) != without_volatile(previous):
             self._patch_status(namespace, name, status, writes)
-        requeue = actions.requeue_after_seconds if actions else None
+        requeue = min((r for r in (actions.requeue_after_seconds if actions else None, planner_requeue) if r is not None), default=None)
         return Result(writes.count, requeue, status["phase"])
+
+    def _plan(self, spec: MoEDeploymentSpec, owner: Owner, scalers: dict[str, dict[str, Any]], memory: DeploymentMemory,
+              now_seconds: float, writes: O.Writes) -> float:
+        """Run the planner when its interval is due; write Planner roles' scaler replicas. Returns seconds to the next run."""
+        interval = float(spec.autoscaling.interval_seconds)
+        if memory.last_plan_seconds is not None and now_seconds - memory.last_plan_seconds < interval:
+            return interval - (now_seconds - memory.last_plan_seconds)
+        memory.last_plan_seconds = now_seconds
+        current = {role: (scalers[role]["spec"]["replicas"] if role in scalers else rs.replicas) for role, rs in spec.roles.items()}
+        policies = [p for p in planner_policies(spec, current) if p.role in scalers]
+        if not policies:
+            return interval
+        gpus_per_replica = {p.role: p.gpus_per_replica for p in policies}
+        for role, rs in spec.roles.items():
+            p = rs.parallelism
+            gpus_per_replica.setdefault(role, p.tensor * p.pipeline * p.data * p.sequence)
+        observation = observe_roles(spec.autoscaling.prometheus_url or self.default_prometheus_url, str(spec.engine.kind),
+                                    owner.namespace, owner.name, [p.role for p in policies], spec.autoscaling.rate_window_seconds)
+        result = plan_replicas(policies, observation, memory.planner_history, now_seconds,
+                               planner_budget(spec, current, gpus_per_replica), planner_config(spec))
+        memory.planner_history = result.history
+        for role, d in result.decisions.items():
+            if d.desired != d.current:
+                self.custom.patch_namespaced_custom_object(GROUP, VERSION, owner.namespace, "moerolescalers",
+                                                           scalers[role]["metadata"]["name"], {"spec": {"replicas": d.desired}})
+                writes()
+                post_event(self.core, owner.namespace, owner.name, owner.uid, "ScaledUp" if d.direction == "up" else "ScaledDown",
+                           "planner: " + decision_message(d))
+                writes()
+        new_status = scaling_status(result)
+        if result.budget_message != memory.scaling_limited and result.budget_message:
+            post_event(self.core, owner.namespace, owner.name, owner.uid, "ScalingLimited", result.budget_message, "Warning")
+            writes()
+        held = [d for d in result.decisions.values() if d.held]
+        if held and new_status != memory.scaling:
+            post_event(self.core, owner.namespace, owner.name, owner.uid, "ScalingHeld",
+                       "; ".join(f"{d.role}: {d.reason}" for d in held), "Warning")
+            writes()
+        memory.scaling, memory.scaling_limited = new_status, result.budget_message
+        return interval
 
     def _scalers(self, namespace: str, uid: str) -> dict[str, dict[str, Any]] | None:
         """This deployment's MoERoleScalers by role (owned ones only); None when the CRD is not installed."""

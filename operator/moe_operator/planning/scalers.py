@@ -21,10 +21,11 @@ def desired_scaler(owner: Owner, role: str, replicas: int) -> dict[str, Any]:
 
 
 def effective_replicas(spec: MoEDeploymentSpec, scaler_replicas: dict[str, int]) -> dict[str, int]:
-    """Replicas per role: the spec's in Manual mode, the scaler's in External mode (the spec's until it exists)."""
+    """Replicas per role: the spec's in Manual mode, the scaler's in External and Planner modes (the spec's
+    until the scaler exists)."""
     out = {}
     for role, rs in spec.roles.items():
-        external = rs.autoscaling.mode == "External" and role in scaler_replicas
+        external = rs.autoscaling.mode in ("External", "Planner") and role in scaler_replicas
         out[role] = scaler_replicas[role] if external else rs.replicas
     return out
 

@@ -42,7 +42,7 @@ def _findings(items) -> list[dict[str, Any]]:
 
 def compute_status(spec: MoEDeploymentSpec, report: CapacityReport, blocked: bool, views: list[GroupView],
                    actions: Actions | None, restarts: dict[str, int], generation: int, previous: dict[str, Any],
-                   now: str) -> dict[str, Any]:
+                   now: str, scaling: dict[str, Any] | None = None, scaling_limited: str = "") -> dict[str, Any]:
     """Status for the current spec. `blocked`: the verdict forbids pods (infeasible under Enforce)."""
     prev_conditions = {c["type"]: c for c in previous.get("conditions", []) if "type" in c}
     roles: dict[str, dict[str, int]] = {}
@@ -90,6 +90,9 @@ def compute_status(spec: MoEDeploymentSpec, report: CapacityReport, blocked: boo
                    "GroupFailure" if broken or waiting else ("GPUBudget" if budget_blocked else "Healthy"),
                    degraded_msg or "no group is failing", generation, prev_conditions, now),
     ]
+    if scaling is not None:
+        conditions.append(_condition("ScalingLimited", bool(scaling_limited), "GPUBudget" if scaling_limited else "WithinBudget",
+                                     scaling_limited or "the planner's choices fit hardware.maxGPUs", generation, prev_conditions, now))
     status: dict[str, Any] = {
         "phase": phase, "observedGeneration": generation, "conditions": conditions, "feasible": report.feasible,
         "gpus": sum(p.gpus for v in views for p in v.pods), "roles": roles,
@@ -97,6 +100,8 @@ def compute_status(spec: MoEDeploymentSpec, report: CapacityReport, blocked: boo
     }
     for role in ("aggregated", "prefill", "decode"):
         status[role] = printable.get(role)
+    if scaling is not None:
+        status["scaling"] = scaling
     return status
 
 

@@ -1,0 +1,50 @@
+"""Read instant values from Prometheus' HTTP API (GET /api/v1/query)."""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from ..planning.promql import role_queries
+from ..planning.scaling import Observation, RoleLoad
+
+
+class PrometheusError(RuntimeError):
+    pass
+
+
+def query_scalar(base_url: str, promql: str, timeout_seconds: float = 5.0) -> float | None:
+    """The single value of an instant query; None when it has no data (or NaN)."""
+    url = f"{base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_seconds) as r:
+            body = json.load(r)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise PrometheusError(f"{base_url}: {err}") from None
+    if body.get("status") != "success":
+        raise PrometheusError(f"{base_url}: {body.get('error', 'query failed')}")
+    result = body["data"]["result"]
+    if not result:
+        return None
+    value = float(result[0]["value"][1])
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def observe_roles(base_url: str | None, engine: str, namespace: str, deployment: str, roles: list[str],
+                  rate_window_seconds: int) -> Observation:
+    """The load of each role, or an unreachable Observation with the error."""
+    if not base_url:
+        return Observation(False, error="no Prometheus URL (spec.autoscaling.prometheusURL or moectl run --prometheus-url)")
+    loads = {}
+    try:
+        for role in roles:
+            values = {k: query_scalar(base_url, q) for k, q in role_queries(engine, namespace, deployment, role, rate_window_seconds).items()}
+            if values["age_seconds"] is None:
+                continue  # no series at all for this role: missing
+            loads[role] = RoleLoad(**{k: v for k, v in values.items() if k != "age_seconds"}, age_seconds=values["age_seconds"])
+    except PrometheusError as err:
+        return Observation(False, error=str(err))
+    return Observation(True, loads)

@@ -1,0 +1,32 @@
+"""The PromQL the planner reads a role's load with, per engine. Pure.
+
+Engine series carry the labels the documented scrape relabeling gives them (and the simulator
+publishes): namespace, pod, moe_deployment, moe_role, moe_replica.
+"""
+
+from __future__ import annotations
+
+METRICS = {
+    "vllm": {"success": "vllm:request_success_total", "prompt": "vllm:prompt_tokens_total", "generated": "vllm:generation_tokens_total",
+             "waiting": "vllm:num_requests_waiting", "running": "vllm:num_requests_running",
+             "ttft": "vllm:time_to_first_token_seconds_bucket", "itl": "vllm:inter_token_latency_seconds_bucket"},
+    "sglang": {"success": "sglang:num_requests_total", "prompt": "sglang:prompt_tokens_total", "generated": "sglang:generation_tokens_total",
+               "waiting": "sglang:num_queue_reqs", "running": "sglang:num_running_reqs",
+               "ttft": "sglang:time_to_first_token_seconds_bucket", "itl": "sglang:inter_token_latency_seconds_bucket"},
+}
+
+
+def role_queries(engine: str, namespace: str, deployment: str, role: str, rate_window_seconds: int) -> dict[str, str]:
+    """PromQL for one role's whole-role load: rates summed over its pods, p95 latencies over the window."""
+    m = METRICS[engine]
+    sel = f'namespace="{namespace}",moe_deployment="{deployment}",moe_role="{role}"'
+    w = f"{rate_window_seconds}s"
+    return {
+        "requests_per_second": f"sum(rate({m['success']}{{{sel}}}[{w}]))",
+        "prompt_tokens_per_second": f"sum(rate({m['prompt']}{{{sel}}}[{w}]))",
+        "generated_tokens_per_second": f"sum(rate({m['generated']}{{{sel}}}[{w}]))",
+        "queued_requests": f"sum({m['waiting']}{{{sel}}})",
+        "ttft_p95_seconds": f"histogram_quantile(0.95, sum by (le) (rate({m['ttft']}{{{sel}}}[{w}])))",
+        "itl_p95_seconds": f"histogram_quantile(0.95, sum by (le) (rate({m['itl']}{{{sel}}}[{w}])))",
+        "age_seconds": f"time() - max(timestamp({m['running']}{{{sel}}}))",
+    }
