@@ -21,7 +21,7 @@ demo: venv system-deps
 
 ## demo-down: stop the operator and the local cluster
 demo-down:
-	@if [ -f .local-cluster/operator.pid ]; then kill $$(cat .local-cluster/operator.pid) 2>/dev/null || true; rm -f .local-cluster/operator.pid; fi
+	@for p in operator simulator; do if [ -f .local-cluster/$$p.pid ]; then kill $$(cat .local-cluster/$$p.pid) 2>/dev/null || true; rm -f .local-cluster/$$p.pid; fi; done
 	@$(PYTHON) deploy/local/cluster.py down
 
 ## system-deps: Debian packages the local cluster needs (Prometheus, openssl); Go builds the rest

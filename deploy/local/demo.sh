@@ -28,8 +28,9 @@ $KUBECTL wait --for=condition=Established crd/moedeployments.moe.inference.io --
 if [ -f $STATE/operator.pid ] && kill -0 "$(cat $STATE/operator.pid)" 2>/dev/null; then
   echo "   operator already running (pid $(cat $STATE/operator.pid))"
 else
+  PROM_URL=$($BIN/python -c 'import json; print(json.load(open(".local-cluster/state.json")).get("prometheusURL") or "")')
   KUBECONFIG=$PWD/$STATE/operator.kubeconfig nohup $BIN/moectl run --all-namespaces --webhook-port 9443 \
-    --webhook-cert-dir $STATE/webhook-certs > $STATE/logs/operator.log 2>&1 &
+    --webhook-cert-dir $STATE/webhook-certs ${PROM_URL:+--prometheus-url $PROM_URL} > $STATE/logs/operator.log 2>&1 &
   echo $! > $STATE/operator.pid
   for _ in $(seq 120); do
     $KUBECTL get validatingwebhookconfiguration moe-operator.moe.inference.io >/dev/null 2>&1 && break
@@ -49,6 +50,22 @@ $KUBECTL wait --for=jsonpath='{.status.phase}'=Ready moed/"$NAME" --timeout=180s
 $KUBECTL get moed
 echo
 $BIN/moectl tree "$NAME"
+echo
+
+echo "== 7. engine simulator (vLLM metrics from the capacity model), scraped by the local Prometheus"
+if [ -f $STATE/simulator.pid ] && kill -0 "$(cat $STATE/simulator.pid)" 2>/dev/null; then kill "$(cat $STATE/simulator.pid)"; fi
+TARGETS=$($BIN/python -c 'import json; print(json.load(open(".local-cluster/state.json"))["prometheusTargetsDir"])')
+nohup $BIN/moectl simulate-engine -f "$EXAMPLE" --port 9400 --requests-per-second 6 --skew 0.8 \
+  --targets-file "$TARGETS/demo-simulator.json" > $STATE/logs/simulator.log 2>&1 &
+echo $! > $STATE/simulator.pid
+PROM=$($BIN/python -c 'import json; print(json.load(open(".local-cluster/state.json"))["prometheusURL"])')
+for _ in $(seq 60); do
+  n=$(curl -s "$PROM/api/v1/query" --data-urlencode 'query=sum(rate(vllm:prompt_tokens_total[30s]))' | $BIN/python -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")')
+  [ -n "$n" ] && break
+  sleep 1
+done
+echo "   simulator on http://127.0.0.1:9400/metrics (change the load: curl -XPOST 127.0.0.1:9400/load -d '{\"requestsPerSecond\": 12}')"
+echo "   Prometheus $PROM: sum(rate(vllm:prompt_tokens_total[30s])) = ${n:-no data yet} prompt tokens/s"
 echo
 echo "Everything keeps running. Try:  export KUBECONFIG=$PWD/$STATE/kubeconfig; kubectl get moed,pods"
 echo "Stop it all with:               make demo-down"
