@@ -166,3 +166,28 @@ def test_role_capacity_at_slo_matches_the_capacity_model():
                            slo={"tpotMilliseconds": 60})
     assert role_capacity_at_slo(looser, "decode").concurrency > dec.concurrency
     assert math.isclose(dec.generated_tokens_per_second / dec.requests_per_second, 256.0)
+
+
+
+def test_promql_per_engine_and_overrides():
+    from moe_operator.planning.promql import role_queries
+
+    v = role_queries("vllm", "ns", "mix", "prefill", 60)
+    assert v["prompt_tokens_per_second"] == 'sum(rate(vllm:prompt_tokens_total{namespace="ns",moe_deployment="mix",moe_role="prefill"}[60s]))'
+    assert "vllm:time_to_first_token_seconds_bucket" in v["ttft_p95_seconds"] and "histogram_quantile(0.95" in v["ttft_p95_seconds"]
+    s = role_queries("sglang", "ns", "mix", "decode", 30, {"generatedTokensPerSecond": "sum(rate(my_gen_total{{selector}}[{window}]))",
+                                                            "unknown": "ignored"})
+    assert s["generated_tokens_per_second"] == 'sum(rate(my_gen_total{namespace="ns",moe_deployment="mix",moe_role="decode"}[30s]))'
+    assert s["queued_requests"].startswith("sum(sglang:num_queue_reqs{")
+
+
+def test_the_planner_leaves_manual_and_external_roles_alone():
+    from moe_operator.planning.autoscale import planner_budget, planner_policies, planner_roles
+
+    s = disaggregated(prefill={"replicas": 2, "parallelism": {"tensor": 2}, "autoscaling": {"mode": "Planner"}},
+                      decode={"replicas": 3, "parallelism": {"tensor": 2}, "autoscaling": {"mode": "External"}},
+                      hardware={"maxGPUs": 16})
+    assert planner_roles(s) == ["prefill"]
+    assert [p.role for p in planner_policies(s, {"prefill": 2, "decode": 5})] == ["prefill"]
+    # the External role's 5 groups x 2 GPUs come off the budget the planner may use
+    assert planner_budget(s, {"prefill": 2, "decode": 5}, {"prefill": 2, "decode": 2}) == 6

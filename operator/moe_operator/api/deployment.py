@@ -98,6 +98,12 @@ class AutoscalingSpec(KubeModel):
     scale_down_window_seconds: int = Field(300, ge=0, le=86400, description="Scale down only to the highest recommendation of this window.")
     stale_after_seconds: int = Field(120, ge=1, le=86400, description="Metrics older than this hold the replicas where they are.")
     rate_window_seconds: int = Field(60, ge=10, le=3600, description="Window of the PromQL rate() over engine counters.")
+    queries: dict[str, str] = Field(
+        default_factory=dict, max_length=8,
+        description="PromQL overrides, by name: requestsPerSecond, promptTokensPerSecond, generatedTokensPerSecond, queuedRequests, "
+                    "ttftP95Seconds, itlP95Seconds, ageSeconds. {selector} and {window} are filled in "
+                    "(e.g. sum(rate(my_prompt_tokens_total{{{selector}}}[{window}]))).",
+    )
 
 
 class ValidationMode(str, Enum):

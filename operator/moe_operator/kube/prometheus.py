@@ -34,14 +34,14 @@ def query_scalar(base_url: str, promql: str, timeout_seconds: float = 5.0) -> fl
 
 
 def observe_roles(base_url: str | None, engine: str, namespace: str, deployment: str, roles: list[str],
-                  rate_window_seconds: int) -> Observation:
+                  rate_window_seconds: int, overrides: dict[str, str] | None = None) -> Observation:
     """The load of each role, or an unreachable Observation with the error."""
     if not base_url:
         return Observation(False, error="no Prometheus URL (spec.autoscaling.prometheusURL or moectl run --prometheus-url)")
     loads = {}
     try:
         for role in roles:
-            values = {k: query_scalar(base_url, q) for k, q in role_queries(engine, namespace, deployment, role, rate_window_seconds).items()}
+            values = {k: query_scalar(base_url, q) for k, q in role_queries(engine, namespace, deployment, role, rate_window_seconds, overrides).items()}
             if values["age_seconds"] is None:
                 continue  # no series at all for this role: missing
             loads[role] = RoleLoad(**{k: v for k, v in values.items() if k != "age_seconds"}, age_seconds=values["age_seconds"])

@@ -163,7 +163,8 @@ class Reconciler:
             p = rs.parallelism
             gpus_per_replica.setdefault(role, p.tensor * p.pipeline * p.data * p.sequence)
         observation = observe_roles(spec.autoscaling.prometheus_url or self.default_prometheus_url, str(spec.engine.kind),
-                                    owner.namespace, owner.name, [p.role for p in policies], spec.autoscaling.rate_window_seconds)
+                                    owner.namespace, owner.name, [p.role for p in policies], spec.autoscaling.rate_window_seconds,
+                                    spec.autoscaling.queries)
         result = plan_replicas(policies, observation, memory.planner_history, now_seconds,
                                planner_budget(spec, current, gpus_per_replica), planner_config(spec))
         memory.planner_history = result.history

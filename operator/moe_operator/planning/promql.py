@@ -16,11 +16,28 @@ METRICS = {
 }
 
 
-def role_queries(engine: str, namespace: str, deployment: str, role: str, rate_window_seconds: int) -> dict[str, str]:
-    """PromQL for one role's whole-role load: rates summed over its pods, p95 latencies over the window."""
+OVERRIDE_KEYS = {
+    "requestsPerSecond": "requests_per_second", "promptTokensPerSecond": "prompt_tokens_per_second",
+    "generatedTokensPerSecond": "generated_tokens_per_second", "queuedRequests": "queued_requests",
+    "ttftP95Seconds": "ttft_p95_seconds", "itlP95Seconds": "itl_p95_seconds", "ageSeconds": "age_seconds",
+}
+
+
+def role_queries(engine: str, namespace: str, deployment: str, role: str, rate_window_seconds: int,
+                 overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """PromQL for one role's whole-role load: rates summed over its pods, p95 latencies over the window.
+    `overrides` (spec.autoscaling.queries) replace entries; {selector} and {window} are filled in."""
     m = METRICS[engine]
     sel = f'namespace="{namespace}",moe_deployment="{deployment}",moe_role="{role}"'
     w = f"{rate_window_seconds}s"
+    queries = _defaults(m, sel, w)
+    for name, template in (overrides or {}).items():
+        if name in OVERRIDE_KEYS:
+            queries[OVERRIDE_KEYS[name]] = template.replace("{selector}", sel).replace("{window}", w)
+    return queries
+
+
+def _defaults(m: dict[str, str], sel: str, w: str) -> dict[str, str]:
     return {
         "requests_per_second": f"sum(rate({m['success']}{{{sel}}}[{w}]))",
         "prompt_tokens_per_second": f"sum(rate({m['prompt']}{{{sel}}}[{w}]))",
