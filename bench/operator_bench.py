@@ -124,7 +124,8 @@ def main() -> None:
         port = s.getsockname()[1]
     log = open(ROOT / ".local-cluster" / "logs" / "bench-operator.log", "wb")
     proc = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "moectl"), "run", "-n", ns, "--webhook-port", str(port),
-                             "--webhook-cert-dir", "/tmp/moe-bench-certs", "--resync-seconds", str(args.resync_seconds)],
+                             "--webhook-cert-dir", "/tmp/moe-bench-certs", "--resync-seconds", str(args.resync_seconds),
+                             "--metrics-address", ""],
                             env={**env, "KUBECONFIG": state["operatorKubeconfig"]}, stdout=log, stderr=subprocess.STDOUT)
     audit = pathlib.Path(state["auditLog"])
     results: dict = {"backgroundDeployments": args.background, "resyncSeconds": args.resync_seconds}

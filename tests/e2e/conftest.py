@@ -122,6 +122,7 @@ class Operator:
     process: subprocess.Popen
     log_path: pathlib.Path
     user: str  # the identity the operator's writes appear under in the audit log
+    metrics_port: int
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -172,10 +173,12 @@ def operator(cluster, api, tmp_path_factory) -> Operator:
     moectl = pathlib.Path(sys.executable).parent / "moectl"
     env = {**os.environ, "KUBECONFIG": cluster.operator_kubeconfig or cluster.kubeconfig}
     extra = ["--prometheus-url", cluster.prometheus_url] if cluster.prometheus_url else []
+    metrics_port = _free_port()
+    extra += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
     proc = subprocess.Popen([str(moectl), "run", "--all-namespaces", "--webhook-port", str(port),
                              "--webhook-cert-dir", str(workdir / "certs"), "--resync-seconds", "5", *extra],
                             stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    op = Operator(proc, log_path, "moe-operator")
+    op = Operator(proc, log_path, "moe-operator", metrics_port)
     adm = client.AdmissionregistrationV1Api(api)
 
     def webhook_serving():

@@ -424,7 +424,8 @@ def test_a_second_replica_stands_by_until_the_active_one_goes(cluster, api, name
 
     def start(priority: int) -> tuple[subprocess.Popen, pathlib.Path]:
         log = tmp_path / f"op-{priority}.log"
-        proc = subprocess.Popen([str(moectl), "run", "-n", namespace, "--no-webhook", "--peering", "moe", "--priority", str(priority)],
+        proc = subprocess.Popen([str(moectl), "run", "-n", namespace, "--no-webhook", "--peering", "moe", "--priority", str(priority),
+                                 "--metrics-address", ""],
                                 stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
         return proc, log
 

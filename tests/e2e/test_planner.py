@@ -124,3 +124,60 @@ def test_load_steps_move_replicas_by_the_predicted_amounts(cluster, api, namespa
         targets.unlink(missing_ok=True)
         sim.terminate()
         sim.wait(timeout=30)
+
+
+def test_operator_metrics_and_expert_imbalance(cluster, api, namespace, operator, tmp_path):
+    """Prometheus scrapes the operator; the expert CV it exports equals the CV of the simulator's Zipf skew,
+    and a skew above the SLO sets the ExpertImbalance condition and an event."""
+    if not cluster.prometheus_targets_dir:
+        pytest.skip("needs the local Prometheus")
+    from moe_operator.sim.model import coefficient_of_variation, zipf_shares
+
+    custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+    doc = json.loads(json.dumps(DOC))
+    doc["metadata"]["name"] = "skewed"
+    doc["spec"]["slo"] = {"maxExpertLoadCVPercent": 40}
+    doc["spec"]["autoscaling"]["rateWindowSeconds"] = 15
+    for role in ("prefill", "decode"):
+        doc["spec"]["roles"][role]["autoscaling"] = {"mode": "Manual"}
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "moedeployments", doc)
+    doc_file = tmp_path / "skewed.yaml"
+    doc_file.write_text(yaml.safe_dump(doc))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    targets = cluster.prometheus_targets_dir / f"sim-{namespace}.json"
+    op_targets = cluster.prometheus_targets_dir / f"operator-{namespace}.json"
+    op_targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{operator.metrics_port}"], "labels": {"job_role": "moe-operator"}}]))
+    skew = 0.5
+    sim = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "moectl"), "simulate-engine", "-f", str(doc_file), "-n", namespace,
+                            "--kubeconfig", cluster.kubeconfig, "--port", str(port), "--targets-file", str(targets),
+                            "--requests-per-second", "8", "--skew", str(skew), "--expert-layers", "2"],
+                           stdout=open(tmp_path / "sim.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        expected = coefficient_of_variation(zipf_shares(8, skew))
+        sel = f'namespace="{namespace}",name="skewed"'
+        cv = wait_for(lambda: cluster.prometheus_query(f'moe_expert_load_cv{{{sel},role="prefill",layer="0"}}'),
+                      timeout_seconds=120, what="the operator's expert CV in Prometheus")
+        assert float(cv[0]["value"][1]) == pytest.approx(expected, rel=0.02)
+        predicted = cluster.prometheus_query(f'moe_predicted_memory_bytes{{{sel},role="decode",stage="0",component="weights"}}')
+        assert float(predicted[0]["value"][1]) > 10e9
+        assert cluster.prometheus_query(f'moe_role_replicas{{{sel},role="decode",state="desired"}}')[0]["value"][1] == "1"
+        assert cluster.prometheus_query('sum(moe_operator_reconciles_total{result="ok"})')
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "moedeployments", "skewed")
+        assert next(c for c in obj["status"]["conditions"] if c["type"] == "ExpertImbalance")["status"] == "False"
+        # induce an imbalance above the 40% SLO
+        _set_load(port, 8.0)
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/load", data=json.dumps({"skew": 1.5}).encode(),
+                                                      method="POST"), timeout=5).read()
+        assert coefficient_of_variation(zipf_shares(8, 1.5)) > 0.4
+        cond = wait_for(lambda: next((c for c in custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "moedeployments", "skewed")
+                                      ["status"]["conditions"] if c["type"] == "ExpertImbalance" and c["status"] == "True"), None),
+                        timeout_seconds=120, what="the ExpertImbalance condition")
+        assert "maxExpertLoadCVPercent=40" in cond["message"]
+        assert core.list_namespaced_event(namespace, field_selector="reason=ExpertImbalance").items
+    finally:
+        targets.unlink(missing_ok=True)
+        op_targets.unlink(missing_ok=True)
+        sim.terminate()
+        sim.wait(timeout=30)

@@ -120,6 +120,7 @@ def run(
     priority: Annotated[int, typer.Option("--priority", help="Peering priority: the highest live one is active, the others stand by.")] = 0,
     resync_seconds: Annotated[float, typer.Option("--resync-seconds", help="Reconcile every deployment at least this often.")] = 60.0,
     prometheus_url: Annotated[Optional[str], typer.Option("--prometheus-url", help="Prometheus the planner reads when a spec names none.")] = None,
+    metrics_address: Annotated[str, typer.Option("--metrics-address", help="Serve the operator's /metrics here (HOST:PORT; '' to disable).")] = "127.0.0.1:8080",
     liveness: Annotated[Optional[str], typer.Option("--liveness", help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8081/healthz.")] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
@@ -141,7 +142,8 @@ def run(
     cfg = handlers.OperatorConfig(
         kubeconfig=kubeconfig, resync_seconds=resync_seconds, webhook=webhook, webhook_address=webhook_address,
         webhook_port=webhook_port, webhook_host=webhook_host, webhook_service=webhook_service,
-        webhook_cert_dir=webhook_cert_dir, webhook_managed=manage_webhook_config, prometheus_url=prometheus_url)
+        webhook_cert_dir=webhook_cert_dir, webhook_managed=manage_webhook_config, prometheus_url=prometheus_url,
+        metrics_address=metrics_address or None)
     if webhook:
         handlers.register_admission(kopf.get_default_registry())
     asyncio.run(kopf.operator(

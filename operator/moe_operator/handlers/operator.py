@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from kubernetes.client.rest import ApiException
 from ..api import GROUP, VERSION
 from ..kube.certs import make_webhook_certificates
 from ..kube.clients import api_client
+from ..kube.metrics import OperatorMetrics
 from ..kube.reconciler import PLURAL, DeploymentMemory, Reconciler
 from ..planning import naming as N
 from ..planning.admission import admission_verdict
@@ -44,6 +46,7 @@ class OperatorConfig:
     webhook_managed: bool = True  # kopf creates/updates the ValidatingWebhookConfiguration itself
     reconcile_workers: int = 8  # threads running blocking reconciles; daemons themselves hold none
     prometheus_url: str | None = None  # default for the planner when a spec names none
+    metrics_address: str | None = "127.0.0.1:8080"  # where /metrics is served; None: not served
 
 
 @dataclass
@@ -70,6 +73,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo["api"] = api_client(cfg.kubeconfig)
     memo["wakers"] = Wakers()
     memo["executor"] = ThreadPoolExecutor(max_workers=cfg.reconcile_workers, thread_name_prefix="reconcile")
+    memo["metrics"] = OperatorMetrics()
+    if cfg.metrics_address:
+        from prometheus_client import start_http_server
+
+        host, _, port = cfg.metrics_address.rpartition(":")
+        try:
+            start_http_server(int(port), addr=host or "127.0.0.1", registry=memo["metrics"].registry)
+        except OSError as err:  # a busy port must not stop the operator from operating
+            log.error("cannot serve metrics on %s: %s", cfg.metrics_address, err)
     settings.posting.enabled = False  # the reconciler posts its own, meaningful events
     settings.persistence.finalizer = "moe.inference.io/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="moe.inference.io")
@@ -93,9 +105,14 @@ def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo["executor"].shutdown(wait=False, cancel_futures=True)
 
 
-async def validate(spec: Any, name: str | None, warnings: list[str], **_: Any) -> None:
+async def validate(spec: Any, name: str | None, warnings: list[str], memo: kopf.Memo, **_: Any) -> None:
     """Runs on the event loop: a verdict takes a few milliseconds, and no thread pool can starve it."""
+    metrics: OperatorMetrics | None = memo.get("metrics")
+    start = time.perf_counter()
     verdict = admission_verdict(dict(spec or {}), name or "unnamed")
+    if metrics:
+        metrics.webhook_seconds.observe(time.perf_counter() - start)
+        metrics.webhook.labels("allowed" if verdict.allowed else "denied").inc()
     warnings.extend(verdict.warnings)
     if not verdict.allowed:
         raise kopf.AdmissionError(verdict.message, code=422)
@@ -109,32 +126,44 @@ def register_admission(registry: kopf.OperatorRegistry) -> None:
 
 def _reconcile_once(reconciler: Reconciler, custom: client.CustomObjectsApi, namespace: str, name: str,
                     memory: DeploymentMemory, resync_seconds: float) -> float | None:
-    """One blocking reconcile (runs on the reconcile pool). Returns seconds until the next one, None to stop."""
+    """One blocking reconcile (runs on the reconcile pool), timed and counted by result. Returns seconds until the
+    next one, None to stop."""
+    start = time.perf_counter()
+    timeout, result = _reconcile_body(reconciler, custom, namespace, name, memory, resync_seconds)
+    if reconciler.metrics:
+        reconciler.metrics.reconcile_seconds.observe(time.perf_counter() - start)
+        reconciler.metrics.reconciles.labels(result).inc()
+    return timeout
+
+
+def _reconcile_body(reconciler: Reconciler, custom: client.CustomObjectsApi, namespace: str, name: str,
+                    memory: DeploymentMemory, resync_seconds: float) -> tuple[float | None, str]:
+    """(seconds to the next reconcile or None to stop, result label: ok, gone, api_error, crashed)."""
     try:
         body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     except ApiException as e:
         if e.status == 404:
-            return None
+            return None, "gone"
         log.warning("reading %s/%s failed: %s", namespace, name, e.reason)
-        return 5.0
+        return 5.0, "api_error"
     if body["metadata"].get("deletionTimestamp"):
-        return None
+        return None, "gone"
     try:
         result = reconciler.reconcile(body, memory)
-        return min(result.requeue_after_seconds or resync_seconds, resync_seconds)
+        return min(result.requeue_after_seconds or resync_seconds, resync_seconds), "ok"
     except ApiException as e:
         log.warning("reconcile of %s/%s failed: %s %s", namespace, name, e.status, e.reason)
-        return 5.0
+        return 5.0, "api_error"
     except Exception:  # noqa: BLE001 - never let one object's bug kill its loop
         log.exception("reconcile of %s/%s crashed", namespace, name)
-        return 30.0
+        return 30.0, "crashed"
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=10.0, initial_delay=0)
 async def reconcile_loop(name: str, namespace: str, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any) -> None:
     cfg: OperatorConfig = memo["config"]
     wakers: Wakers = memo["wakers"]
-    reconciler = Reconciler(memo["api"], cfg.prometheus_url)
+    reconciler = Reconciler(memo["api"], cfg.prometheus_url, memo.get("metrics"))
     custom = client.CustomObjectsApi(memo["api"])
     memory = DeploymentMemory()
     wake = wakers.get(namespace, name)
@@ -154,6 +183,8 @@ async def reconcile_loop(name: str, namespace: str, stopped: kopf.DaemonStopped,
                     pass
     finally:
         wakers.forget(namespace, name)
+        if memo.get("metrics"):
+            memo["metrics"].forget(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

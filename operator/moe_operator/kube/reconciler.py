@@ -7,6 +7,7 @@ parse spec -> capacity verdict -> desired objects (planning) -> list what exists
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 import logging
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from ..planning.autoscale import (
 )
 from ..planning.scalers import desired_scaler, effective_replicas, scaler_status, with_replicas
 from ..planning.scaling import Recommendation, plan_replicas
-from .prometheus import observe_roles
+from .metrics import OperatorMetrics
+from .prometheus import PrometheusError, expert_load, observe_roles
 from ..planning.status import compute_status, without_volatile
 from . import objects as O
 from .events import post_event
@@ -53,6 +55,7 @@ class DeploymentMemory:
     last_plan_seconds: float | None = None
     scaling: dict[str, Any] = field(default_factory=dict)
     scaling_limited: str = ""
+    expert_imbalance: str = ""  # message while some layer's expert CV is above slo.maxExpertLoadCVPercent
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,12 @@ def _spec_problems(err: ValidationError) -> str:
 
 
 class Reconciler:
-    def __init__(self, api_client: client.ApiClient, default_prometheus_url: str | None = None) -> None:
+    def __init__(self, api_client: client.ApiClient, default_prometheus_url: str | None = None,
+                 metrics: OperatorMetrics | None = None) -> None:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self.default_prometheus_url = default_prometheus_url
+        self.metrics = metrics
 
     def _patch_status(self, namespace: str, name: str, status: dict[str, Any], writes: O.Writes) -> None:
         try:
@@ -113,10 +118,12 @@ class Reconciler:
             return self._invalid(body, str(err), writes)
         blocked = not report.feasible and spec.validation == "Enforce"
         owner = Owner(name, namespace, uid)
+        if self.metrics:
+            self.metrics.record_report(namespace, name, report)
         scalers = self._scalers(namespace, uid)
         planner_requeue = None
-        if scalers is not None and not blocked and planner_roles(spec):
-            planner_requeue = self._plan(spec, owner, scalers, memory, now_seconds, writes)
+        if scalers is not None and not blocked:
+            planner_requeue = self._observe(spec, owner, report, scalers, memory, now_seconds, writes)
         spec = with_replicas(spec, effective_replicas(spec, {r: s["spec"]["replicas"] for r, s in (scalers or {}).items()}))
         desired = DesiredState((), ()) if blocked else desired_state(spec, owner, report)
         existing = O.OwnedObjects(self.core, namespace, name, uid)
@@ -140,31 +147,81 @@ class Reconciler:
             self._sync_scalers(spec, owner, scalers, views, writes)
         status = compute_status(spec, report, blocked, views, actions, memory.restarts_by_role, generation,
                                 body.get("status") or {}, now_iso(), memory.scaling if planner_roles(spec) else None,
-                                memory.scaling_limited)
+                                memory.scaling_limited,
+                                memory.expert_imbalance if spec.slo.max_expert_load_cv_percent else None)
         previous = {k: (body.get("status") or {}).get(k) for k in status}
         if without_volatile(status) != without_volatile(previous):
             self._patch_status(namespace, name, status, writes)
         requeue = min((r for r in (actions.requeue_after_seconds if actions else None, planner_requeue) if r is not None), default=None)
+        if self.metrics:
+            self.metrics.record_status(namespace, name, status)
+            self.metrics.writes.inc(writes.count)
         return Result(writes.count, requeue, status["phase"])
 
-    def _plan(self, spec: MoEDeploymentSpec, owner: Owner, scalers: dict[str, dict[str, Any]], memory: DeploymentMemory,
-              now_seconds: float, writes: O.Writes) -> float:
-        """Run the planner when its interval is due; write Planner roles' scaler replicas. Returns seconds to the next run."""
+    def _observe(self, spec: MoEDeploymentSpec, owner: Owner, report, scalers: dict[str, dict[str, Any]], memory: DeploymentMemory,
+                 now_seconds: float, writes: O.Writes) -> float | None:
+        """Every autoscaling interval: read the roles' load and expert balance from Prometheus (metrics, the
+        ExpertImbalance condition), and run the planner for Planner roles. Returns seconds to the next run."""
+        url = spec.autoscaling.prometheus_url or self.default_prometheus_url
+        if not url and not planner_roles(spec):
+            return None
         interval = float(spec.autoscaling.interval_seconds)
         if memory.last_plan_seconds is not None and now_seconds - memory.last_plan_seconds < interval:
             return interval - (now_seconds - memory.last_plan_seconds)
         memory.last_plan_seconds = now_seconds
+        roles = [role for role, _ in spec.roles.items()]
+        observation = observe_roles(url, str(spec.engine.kind), owner.namespace, owner.name, roles,
+                                    spec.autoscaling.rate_window_seconds, spec.autoscaling.queries)
+        self._record_observation(spec, owner, report, observation, memory, writes)
+        if planner_roles(spec):
+            self._plan(spec, owner, scalers, memory, now_seconds, writes, observation)
+        return interval
+
+    def _record_observation(self, spec: MoEDeploymentSpec, owner: Owner, report, observation, memory: DeploymentMemory,
+                            writes: O.Writes) -> None:
+        if not observation.reachable:
+            return
+        url = spec.autoscaling.prometheus_url or self.default_prometheus_url
+        worst: tuple[float, str, str] | None = None
+        for role, load in observation.roles.items():
+            predicted = report.roles.get(role)
+            if self.metrics:
+                tokens = {"prefill": load.prompt_tokens_per_second, "decode": load.generated_tokens_per_second}.get(
+                    role, None if load.prompt_tokens_per_second is None else (load.prompt_tokens_per_second or 0) + (load.generated_tokens_per_second or 0))
+                self.metrics.record_observed(owner.namespace, owner.name, role, tokens, predicted.tokens_per_second if predicted else None,
+                                             load.ttft_p95_seconds, load.itl_p95_seconds)
+            try:
+                layers = expert_load(url, owner.namespace, owner.name, role, max(spec.autoscaling.rate_window_seconds, 60))
+            except PrometheusError:
+                continue
+            for layer, v in layers.items():
+                if self.metrics:
+                    self.metrics.record_expert_load(owner.namespace, owner.name, role, layer, v.get("cv"), v.get("max_over_mean"))
+                cv = v.get("cv")
+                if cv is not None and (worst is None or cv > worst[0]):
+                    worst = (cv, role, layer)
+        limit = spec.slo.max_expert_load_cv_percent
+        message = ""
+        if limit and worst and worst[0] * 100 > limit:
+            message = (f"expert load CV {worst[0]:.1%} in {worst[1]} layer {worst[2]} is above slo.maxExpertLoadCVPercent={limit}%: "
+                       f"rebalance experts (EPLB, redundantExperts) or check the routing skew")
+        if message and not memory.expert_imbalance:
+            post_event(self.core, owner.namespace, owner.name, owner.uid, "ExpertImbalance", message, "Warning")
+            writes()
+        memory.expert_imbalance = message
+
+    def _plan(self, spec: MoEDeploymentSpec, owner: Owner, scalers: dict[str, dict[str, Any]], memory: DeploymentMemory,
+              now_seconds: float, writes: O.Writes, all_roles) -> None:
+        """The planner's step: write Planner roles' scaler replicas, with events and status."""
         current = {role: (scalers[role]["spec"]["replicas"] if role in scalers else rs.replicas) for role, rs in spec.roles.items()}
         policies = [p for p in planner_policies(spec, current) if p.role in scalers]
         if not policies:
-            return interval
+            return
         gpus_per_replica = {p.role: p.gpus_per_replica for p in policies}
         for role, rs in spec.roles.items():
             p = rs.parallelism
             gpus_per_replica.setdefault(role, p.tensor * p.pipeline * p.data * p.sequence)
-        observation = observe_roles(spec.autoscaling.prometheus_url or self.default_prometheus_url, str(spec.engine.kind),
-                                    owner.namespace, owner.name, [p.role for p in policies], spec.autoscaling.rate_window_seconds,
-                                    spec.autoscaling.queries)
+        observation = replace(all_roles, roles={p.role: all_roles.roles[p.role] for p in policies if p.role in all_roles.roles})
         result = plan_replicas(policies, observation, memory.planner_history, now_seconds,
                                planner_budget(spec, current, gpus_per_replica), planner_config(spec))
         memory.planner_history = result.history
@@ -176,6 +233,8 @@ class Reconciler:
                 post_event(self.core, owner.namespace, owner.name, owner.uid, "ScaledUp" if d.direction == "up" else "ScaledDown",
                            "planner: " + decision_message(d))
                 writes()
+                if self.metrics:
+                    self.metrics.count_scaling(owner.namespace, owner.name, role, d.direction, d.reason.split(":")[0].split(" (")[0])
         new_status = scaling_status(result)
         if result.budget_message != memory.scaling_limited and result.budget_message:
             post_event(self.core, owner.namespace, owner.name, owner.uid, "ScalingLimited", result.budget_message, "Warning")
@@ -186,7 +245,6 @@ class Reconciler:
                        "; ".join(f"{d.role}: {d.reason}" for d in held), "Warning")
             writes()
         memory.scaling, memory.scaling_limited = new_status, result.budget_message
-        return interval
 
     def _scalers(self, namespace: str, uid: str) -> dict[str, dict[str, Any]] | None:
         """This deployment's MoERoleScalers by role (owned ones only); None when the CRD is not installed."""
@@ -237,6 +295,8 @@ class Reconciler:
             O.delete_group_pods(core, ns, r.group, writes)
             role = role_of.get(r.group, "unknown")
             memory.restarts_by_role[role] = memory.restarts_by_role.get(role, 0) + 1
+            if self.metrics:
+                self.metrics.count_restart(ns, owner.name, role)
             post_event(core, ns, owner.name, owner.uid, "GroupRestart",
                        f"replica group {r.group} is recreated whole: {r.reason} (attempt {r.attempt})", "Warning")
             writes()

@@ -47,3 +47,14 @@ def _defaults(m: dict[str, str], sel: str, w: str) -> dict[str, str]:
         "itl_p95_seconds": f"histogram_quantile(0.95, sum by (le) (rate({m['itl']}{{{sel}}}[{w}])))",
         "age_seconds": f"time() - max(timestamp({m['running']}{{{sel}}}))",
     }
+
+
+def expert_load_queries(namespace: str, deployment: str, role: str, window_seconds: int) -> dict[str, str]:
+    """Per MoE layer: coefficient of variation and max/mean of tokens routed per expert over the window,
+    from the per-expert counter `moe_expert_tokens_total{layer, expert}` summed over the role's pods."""
+    sel = f'namespace="{namespace}",moe_deployment="{deployment}",moe_role="{role}"'
+    per_expert = f"sum by (layer, expert) (rate(moe_expert_tokens_total{{{sel}}}[{window_seconds}s]))"
+    return {
+        "cv": f"stddev by (layer) ({per_expert}) / avg by (layer) ({per_expert})",
+        "max_over_mean": f"max by (layer) ({per_expert}) / avg by (layer) ({per_expert})",
+    }

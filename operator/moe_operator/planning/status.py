@@ -42,7 +42,8 @@ def _findings(items) -> list[dict[str, Any]]:
 
 def compute_status(spec: MoEDeploymentSpec, report: CapacityReport, blocked: bool, views: list[GroupView],
                    actions: Actions | None, restarts: dict[str, int], generation: int, previous: dict[str, Any],
-                   now: str, scaling: dict[str, Any] | None = None, scaling_limited: str = "") -> dict[str, Any]:
+                   now: str, scaling: dict[str, Any] | None = None, scaling_limited: str = "",
+                   expert_imbalance: str | None = None) -> dict[str, Any]:
     """Status for the current spec. `blocked`: the verdict forbids pods (infeasible under Enforce)."""
     prev_conditions = {c["type"]: c for c in previous.get("conditions", []) if "type" in c}
     roles: dict[str, dict[str, int]] = {}
@@ -93,6 +94,10 @@ def compute_status(spec: MoEDeploymentSpec, report: CapacityReport, blocked: boo
     if scaling is not None:
         conditions.append(_condition("ScalingLimited", bool(scaling_limited), "GPUBudget" if scaling_limited else "WithinBudget",
                                      scaling_limited or "the planner's choices fit hardware.maxGPUs", generation, prev_conditions, now))
+    if expert_imbalance is not None:
+        conditions.append(_condition("ExpertImbalance", bool(expert_imbalance), "CVAboveSLO" if expert_imbalance else "Balanced",
+                                     expert_imbalance or "expert load CV within slo.maxExpertLoadCVPercent (or no expert counters yet)",
+                                     generation, prev_conditions, now))
     status: dict[str, Any] = {
         "phase": phase, "observedGeneration": generation, "conditions": conditions, "feasible": report.feasible,
         "gpus": sum(p.gpus for v in views for p in v.pods), "roles": roles,
