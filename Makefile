@@ -50,6 +50,8 @@ generate: venv
 	$(BIN)/moectl crd > crds/moedeployments.moe.inference.io.yaml
 	$(BIN)/moectl crd --peering > crds/kopfpeerings.kopf.dev.yaml
 	$(BIN)/moectl crd --scaler > crds/moerolescalers.moe.inference.io.yaml
+	$(BIN)/moectl rules > deploy/monitoring/moe-rules.yaml
+	$(BIN)/moectl rules --prometheus-rule > deploy/monitoring/moe-prometheusrule.yaml
 
 lint-imports: venv
 	$(BIN)/lint-imports

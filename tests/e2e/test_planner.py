@@ -176,8 +176,18 @@ def test_operator_metrics_and_expert_imbalance(cluster, api, namespace, operator
                         timeout_seconds=120, what="the ExpertImbalance condition")
         assert "maxExpertLoadCVPercent=40" in cond["message"]
         assert core.list_namespaced_event(namespace, field_selector="reason=ExpertImbalance").items
+        # the generated recording rules, loaded into the real Prometheus, return data for this deployment
+        # (the DCGM-based memory rules need dcgm-exporter, which does not run here)
+        rules_file = cluster.prometheus_rules_dir / "moe-rules.yml"
+        rules_file.write_text((pathlib.Path(__file__).resolve().parents[2] / "deploy" / "monitoring" / "moe-rules.yaml").read_text())
+        urllib.request.urlopen(urllib.request.Request(f"{cluster.prometheus_url}/-/reload", method="POST"), timeout=10).read()
+        for record in ("moe:role_prompt_tokens_per_second", "moe:role_generated_tokens_per_second", "moe:role_ttft_seconds:p95",
+                       "moe:role_itl_seconds:p95", "moe:expert_tokens_per_second", "moe:expert_load_cv"):
+            wait_for(lambda: cluster.prometheus_query(f'{record}{{namespace="{namespace}",name="skewed"}}'), timeout_seconds=90,
+                     what=f"data for the recording rule {record}")
     finally:
         targets.unlink(missing_ok=True)
         op_targets.unlink(missing_ok=True)
+        (cluster.prometheus_rules_dir / "moe-rules.yml").unlink(missing_ok=True)
         sim.terminate()
         sim.wait(timeout=30)

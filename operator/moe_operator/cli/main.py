@@ -205,6 +205,16 @@ def simulate_engine(
     threading.Event().wait()
 
 
+@app.command()
+def rules(prometheus_rule: Annotated[bool, typer.Option("--prometheus-rule", help="As a Prometheus Operator PrometheusRule.")] = False) -> None:
+    """Print the recording and alerting rules for MoE deployments (a Prometheus rules file)."""
+    from ..monitoring.rules import prometheus_rule as as_crd
+    from ..monitoring.rules import rule_groups
+
+    header = "# Generated from operator/moe_operator/monitoring/rules.py by `moectl rules` (make generate). Do not edit by hand.\n"
+    typer.echo(header + yaml.safe_dump(as_crd() if prometheus_rule else rule_groups(), sort_keys=False, width=140), nl=False)
+
+
 @catalog_app.command("gpus")
 def catalog_gpus() -> None:
     """GPUs the capacity model knows (per GPU, dense peaks)."""

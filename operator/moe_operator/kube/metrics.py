@@ -37,6 +37,11 @@ class OperatorMetrics:
         self.observed_ttft = Gauge("moe_observed_ttft_seconds", "Observed TTFT quantile", role + ("quantile",), registry=r)
         self.observed_itl = Gauge("moe_observed_itl_seconds", "Observed inter-token latency quantile", role + ("quantile",), registry=r)
         self.ratio = Gauge("moe_observed_over_predicted_ratio", "Observed / predicted tokens/s (model drift)", role, registry=r)
+        self.slo_ttft = Gauge("moe_slo_ttft_seconds", "spec.slo.ttftMilliseconds, in seconds", DEPLOYMENT, registry=r)
+        self.slo_tpot = Gauge("moe_slo_tpot_seconds", "spec.slo.tpotMilliseconds, in seconds", DEPLOYMENT, registry=r)
+        self.slo_cv = Gauge("moe_slo_max_expert_load_cv", "spec.slo.maxExpertLoadCVPercent, as a ratio", DEPLOYMENT, registry=r)
+        self.pod_info = Gauge("moe_pod_info", "The operator's pods, to join per-pod series (DCGM) to role and stage",
+                              DEPLOYMENT + ("role", "stage", "pod"), registry=r)
         self.expert_cv = Gauge("moe_expert_load_cv", "Coefficient of variation of tokens per expert", role + ("layer",), registry=r)
         self.expert_max_mean = Gauge("moe_expert_load_max_over_mean", "Max / mean tokens per expert", role + ("layer",), registry=r)
         self.reconciles = Counter("moe_operator_reconciles", "Reconciles by result", ("result",), registry=r)
@@ -62,6 +67,21 @@ class OperatorMetrics:
             for s in r.stages:
                 for component, attr in COMPONENTS:
                     self._set(self.predicted_memory, key + (str(s.index), component), getattr(s.memory, attr))
+
+    def record_slo(self, namespace: str, name: str, ttft_ms: int | None, tpot_ms: int | None, max_cv_percent: int | None) -> None:
+        self._set(self.slo_ttft, (namespace, name), ttft_ms / 1e3 if ttft_ms else None)
+        self._set(self.slo_tpot, (namespace, name), tpot_ms / 1e3 if tpot_ms else None)
+        self._set(self.slo_cv, (namespace, name), max_cv_percent / 100 if max_cv_percent else None)
+
+    def record_pods(self, namespace: str, name: str, pods: list[tuple[str, str, str]]) -> None:
+        """pods: (role, stage, pod name). Series of pods that are gone are removed."""
+        current = {(namespace, name, role, stage, pod) for role, stage, pod in pods}
+        known = {labels for metric, labels in self._series.get((namespace, name), set()) if metric is self.pod_info}
+        for labels in known - current:
+            self.pod_info.remove(*labels)
+            self._series[(namespace, name)].discard((self.pod_info, labels))
+        for labels in current:
+            self._set(self.pod_info, labels, 1.0)
 
     def record_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         for role, rs in (status.get("roles") or {}).items():

@@ -120,6 +120,8 @@ class Reconciler:
         owner = Owner(name, namespace, uid)
         if self.metrics:
             self.metrics.record_report(namespace, name, report)
+            self.metrics.record_slo(namespace, name, spec.slo.ttft_milliseconds, spec.slo.tpot_milliseconds,
+                                    spec.slo.max_expert_load_cv_percent)
         scalers = self._scalers(namespace, uid)
         planner_requeue = None
         if scalers is not None and not blocked:
@@ -155,6 +157,9 @@ class Reconciler:
         requeue = min((r for r in (actions.requeue_after_seconds if actions else None, planner_requeue) if r is not None), default=None)
         if self.metrics:
             self.metrics.record_status(namespace, name, status)
+            self.metrics.record_pods(namespace, name, [(p.metadata.labels.get("moe.inference.io/role", ""),
+                                                        p.metadata.labels.get("moe.inference.io/stage", ""), p.metadata.name)
+                                                       for p in existing.pods])
             self.metrics.writes.inc(writes.count)
         return Result(writes.count, requeue, status["phase"])
 

@@ -1,0 +1,1 @@
+"""Monitoring as code: Prometheus recording and alerting rules (and, later, dashboards). Pure data."""
