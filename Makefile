@@ -52,6 +52,7 @@ generate: venv
 	$(BIN)/moectl crd --scaler > crds/moerolescalers.moe.inference.io.yaml
 	$(BIN)/moectl rules > deploy/monitoring/moe-rules.yaml
 	$(BIN)/moectl rules --prometheus-rule > deploy/monitoring/moe-prometheusrule.yaml
+	$(BIN)/moectl dashboard > charts/moe-operator/dashboards/moe-deployment.json
 
 lint-imports: venv
 	$(BIN)/lint-imports

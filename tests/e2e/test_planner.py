@@ -136,7 +136,7 @@ def test_operator_metrics_and_expert_imbalance(cluster, api, namespace, operator
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
     doc = json.loads(json.dumps(DOC))
     doc["metadata"]["name"] = "skewed"
-    doc["spec"]["slo"] = {"maxExpertLoadCVPercent": 40}
+    doc["spec"]["slo"] = {"maxExpertLoadCVPercent": 40, "ttftMilliseconds": 2000, "tpotMilliseconds": 100}
     doc["spec"]["autoscaling"]["rateWindowSeconds"] = 15
     for role in ("prefill", "decode"):
         doc["spec"]["roles"][role]["autoscaling"] = {"mode": "Manual"}
@@ -185,6 +185,15 @@ def test_operator_metrics_and_expert_imbalance(cluster, api, namespace, operator
                        "moe:role_itl_seconds:p95", "moe:expert_tokens_per_second", "moe:expert_load_cv"):
             wait_for(lambda: cluster.prometheus_query(f'{record}{{namespace="{namespace}",name="skewed"}}'), timeout_seconds=90,
                      what=f"data for the recording rule {record}")
+        # every dashboard panel query returns data, with the dashboard's variables set to this deployment
+        from moe_operator.monitoring.dashboards import overview_dashboard, panel_queries
+
+        for title, expr in panel_queries(overview_dashboard()):
+            if "stage_gpu_memory_used_bytes" in expr:
+                continue  # observed GPU memory comes from dcgm-exporter, which does not run here
+            q = (expr.replace("$namespace", namespace).replace("$deployment", "skewed").replace("$role", ".*")
+                 .replace("$__rate_interval", "1m"))
+            wait_for(lambda: cluster.prometheus_query(q), timeout_seconds=60, what=f"data for panel {title!r}: {q}")
     finally:
         targets.unlink(missing_ok=True)
         op_targets.unlink(missing_ok=True)

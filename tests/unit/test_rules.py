@@ -131,3 +131,23 @@ def test_promtool_unit_tests_fire_and_stay_quiet(tmp_path):
     test_file.write_text(yaml.safe_dump({"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests}, sort_keys=False))
     out = subprocess.run([PROMTOOL, "test", "rules", str(test_file)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+
+
+def test_committed_dashboard_matches_a_fresh_generation_and_the_sdk_schema():
+    import json
+
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    from moe_operator.monitoring.dashboards import overview_dashboard, panel_queries
+
+    path = ROOT / "charts" / "moe-operator" / "dashboards" / "moe-deployment.json"
+    committed = json.loads(path.read_text())
+    assert committed == overview_dashboard(), "dashboard is stale: run `make generate` and commit the result"
+    # the SDK's own model of Grafana's dashboard schema reads it back unchanged
+    assert Dashboard.from_json(committed).to_json()["uid"] == "moe-deployment"
+    variables = [v["name"] for v in committed["templating"]["list"]]
+    assert variables == ["datasource", "namespace", "deployment", "role"]
+    titles = {p["title"] for p in committed["panels"]}
+    assert {"Expert load (layer x expert)", "TTFT p95 vs SLO", "GPU memory per stage: predicted breakdown"} <= titles
+    assert all("${datasource}" in json.dumps(p.get("datasource", {})) for p in committed["panels"] if p["type"] != "row")
+    assert len(panel_queries(committed)) >= 15

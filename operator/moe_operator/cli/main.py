@@ -215,6 +215,14 @@ def rules(prometheus_rule: Annotated[bool, typer.Option("--prometheus-rule", hel
     typer.echo(header + yaml.safe_dump(as_crd() if prometheus_rule else rule_groups(), sort_keys=False, width=140), nl=False)
 
 
+@app.command()
+def dashboard() -> None:
+    """Print the Grafana dashboard for MoE deployments (JSON, generated with grafana-foundation-sdk)."""
+    from ..monitoring.dashboards import overview_dashboard
+
+    typer.echo(json.dumps(overview_dashboard(), indent=2, sort_keys=True))
+
+
 @catalog_app.command("gpus")
 def catalog_gpus() -> None:
     """GPUs the capacity model knows (per GPU, dense peaks)."""
