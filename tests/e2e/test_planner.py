@@ -178,13 +178,23 @@ def test_operator_metrics_and_expert_imbalance(cluster, api, namespace, operator
         assert core.list_namespaced_event(namespace, field_selector="reason=ExpertImbalance").items
         # the generated recording rules, loaded into the real Prometheus, return data for this deployment
         # (the DCGM-based memory rules need dcgm-exporter, which does not run here)
+        # (with every alert's `for` cut to 0 so the induced imbalance fires at once; the expressions are the shipped ones)
+        rules = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "deploy" / "monitoring" / "moe-rules.yaml").read_text())
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    rule["for"] = "0m"
         rules_file = cluster.prometheus_rules_dir / "moe-rules.yml"
-        rules_file.write_text((pathlib.Path(__file__).resolve().parents[2] / "deploy" / "monitoring" / "moe-rules.yaml").read_text())
+        rules_file.write_text(yaml.safe_dump(rules))
         urllib.request.urlopen(urllib.request.Request(f"{cluster.prometheus_url}/-/reload", method="POST"), timeout=10).read()
         for record in ("moe:role_prompt_tokens_per_second", "moe:role_generated_tokens_per_second", "moe:role_ttft_seconds:p95",
                        "moe:role_itl_seconds:p95", "moe:expert_tokens_per_second", "moe:expert_load_cv"):
             wait_for(lambda: cluster.prometheus_query(f'{record}{{namespace="{namespace}",name="skewed"}}'), timeout_seconds=90,
                      what=f"data for the recording rule {record}")
+        fired = wait_for(lambda: cluster.prometheus_query(
+            f'ALERTS{{alertname="MoEExpertImbalance",alertstate="firing",namespace="{namespace}",name="skewed"}}'),
+            timeout_seconds=60, what="the MoEExpertImbalance alert to fire")
+        assert fired[0]["metric"]["severity"] == "warning"
         # every dashboard panel query returns data, with the dashboard's variables set to this deployment
         from moe_operator.monitoring.dashboards import overview_dashboard, panel_queries
 
