@@ -191,6 +191,14 @@ def test_operator_metrics_and_expert_imbalance(cluster, api, namespace, operator
                        "moe:role_itl_seconds:p95", "moe:expert_tokens_per_second", "moe:expert_load_cv"):
             wait_for(lambda: cluster.prometheus_query(f'{record}{{namespace="{namespace}",name="skewed"}}'), timeout_seconds=90,
                      what=f"data for the recording rule {record}")
+        # the terminal view shows the roles with observed throughput and the expert CV
+        shown = subprocess.run([str(pathlib.Path(sys.executable).parent / "moectl"), "status", "skewed", "-n", namespace,
+                                "--kubeconfig", cluster.kubeconfig, "--prometheus-url", cluster.prometheus_url],
+                               capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+        assert shown.returncode == 0, shown.stderr
+        prefill_row = next(line for line in shown.stdout.splitlines() if line.strip("│ ").startswith("prefill"))
+        assert "1/1" in prefill_row and "s0: 1/1" in prefill_row and "%" in prefill_row
+        assert "ExpertImbalance=True" in shown.stdout
         fired = wait_for(lambda: cluster.prometheus_query(
             f'ALERTS{{alertname="MoEExpertImbalance",alertstate="firing",namespace="{namespace}",name="skewed"}}'),
             timeout_seconds=60, what="the MoEExpertImbalance alert to fire")

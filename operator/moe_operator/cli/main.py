@@ -223,6 +223,21 @@ def dashboard() -> None:
     typer.echo(json.dumps(overview_dashboard(), indent=2, sort_keys=True))
 
 
+@app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="MoEDeployment name.")],
+    namespace: Annotated[str, typer.Option("-n", "--namespace")] = "default",
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig")] = None,
+    prometheus_url: Annotated[Optional[str], typer.Option("--prometheus-url", help="Show observed throughput and expert CV from here.")] = None,
+    watch: Annotated[bool, typer.Option("-w", "--watch", help="Keep refreshing until Ctrl-C.")] = False,
+    interval_seconds: Annotated[float, typer.Option("--interval", help="Refresh period with --watch, in seconds.")] = 5.0,
+) -> None:
+    """One deployment at a glance: roles, groups, pods per stage, GPUs, predicted vs observed throughput, memory, expert CV."""
+    from .status import run_status
+
+    raise typer.Exit(run_status(name, namespace, kubeconfig, prometheus_url, watch, interval_seconds, Console()))
+
+
 @catalog_app.command("gpus")
 def catalog_gpus() -> None:
     """GPUs the capacity model knows (per GPU, dense peaks)."""
