@@ -57,10 +57,12 @@ class OperatorMetrics:
         metric.labels(*labels).set(value)
         self._series.setdefault(labels[:2], set()).add((metric, labels))
 
-    def record_report(self, namespace: str, name: str, report: CapacityReport) -> None:
+    def record_report(self, namespace: str, name: str, report: CapacityReport, replicas: dict[str, int] | None = None) -> None:
+        """Predictions; whole-role throughput at `replicas` (what runs, e.g. the scaler's count) when given."""
         for role, r in report.roles.items():
             key = (namespace, name, role)
-            self._set(self.predicted_tps, key, r.tokens_per_second)
+            count = (replicas or {}).get(role, r.replicas)
+            self._set(self.predicted_tps, key, r.tokens_per_second_per_replica * count)
             self._set(self.predicted_tps_gpu, key, r.tokens_per_second_per_gpu)
             self._set(self.predicted_ttft, key, r.ttft_seconds)
             self._set(self.predicted_tpot, key, r.tpot_seconds)

@@ -119,14 +119,16 @@ class Reconciler:
         blocked = not report.feasible and spec.validation == "Enforce"
         owner = Owner(name, namespace, uid)
         if self.metrics:
-            self.metrics.record_report(namespace, name, report)
             self.metrics.record_slo(namespace, name, spec.slo.ttft_milliseconds, spec.slo.tpot_milliseconds,
                                     spec.slo.max_expert_load_cv_percent)
         scalers = self._scalers(namespace, uid)
         planner_requeue = None
         if scalers is not None and not blocked:
             planner_requeue = self._observe(spec, owner, report, scalers, memory, now_seconds, writes)
-        spec = with_replicas(spec, effective_replicas(spec, {r: s["spec"]["replicas"] for r, s in (scalers or {}).items()}))
+        running = effective_replicas(spec, {r: s["spec"]["replicas"] for r, s in (scalers or {}).items()})
+        spec = with_replicas(spec, running)
+        if self.metrics:
+            self.metrics.record_report(namespace, name, report, running)
         desired = DesiredState((), ()) if blocked else desired_state(spec, owner, report)
         existing = O.OwnedObjects(self.core, namespace, name, uid)
         pods = existing.observed_pods()
