@@ -57,21 +57,27 @@ def _set_load(port: int, rate: float) -> None:
     urllib.request.urlopen(req, timeout=5).read()
 
 
+def _start_simulator(cluster, namespace: str, doc: dict, tmp_path: pathlib.Path, *extra: str) -> tuple[subprocess.Popen, int, pathlib.Path]:
+    """The engine simulator for `doc`'s pods, registered with the local Prometheus through a file-SD target."""
+    doc_file = tmp_path / f"{doc['metadata']['name']}.yaml"
+    doc_file.write_text(yaml.safe_dump(doc))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    targets = cluster.prometheus_targets_dir / f"sim-{namespace}.json"
+    sim = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "moectl"), "simulate-engine", "-f", str(doc_file), "-n", namespace,
+                            "--kubeconfig", cluster.kubeconfig, "--port", str(port), "--targets-file", str(targets), *extra],
+                           stdout=open(tmp_path / "sim.log", "wb"), stderr=subprocess.STDOUT, env=dict(os.environ))
+    return sim, port, targets
+
+
 def test_load_steps_move_replicas_by_the_predicted_amounts(cluster, api, namespace, tmp_path):
     if not cluster.prometheus_targets_dir:
         pytest.skip("needs the local Prometheus")
     custom, core = client.CustomObjectsApi(api), client.CoreV1Api(api)
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "moedeployments", DOC)
     wait_for(lambda: _replicas(custom, namespace) == (1, 1), what="the scalers")
-    doc_file = tmp_path / "planned.yaml"
-    doc_file.write_text(yaml.safe_dump(DOC))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    targets = cluster.prometheus_targets_dir / f"sim-{namespace}.json"
-    sim = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "moectl"), "simulate-engine", "-f", str(doc_file), "-n", namespace,
-                            "--kubeconfig", cluster.kubeconfig, "--port", str(port), "--targets-file", str(targets)],
-                           stdout=open(tmp_path / "sim.log", "wb"), stderr=subprocess.STDOUT, env=dict(os.environ))
+    sim, port, targets = _start_simulator(cluster, namespace, DOC, tmp_path)
     try:
         wait_for(lambda: cluster.prometheus_query(f'vllm:num_requests_running{{namespace="{namespace}"}}'), timeout_seconds=60,
                  what="Prometheus to scrape the simulator")
@@ -141,19 +147,11 @@ def test_operator_metrics_and_expert_imbalance(cluster, api, namespace, operator
     for role in ("prefill", "decode"):
         doc["spec"]["roles"][role]["autoscaling"] = {"mode": "Manual"}
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "moedeployments", doc)
-    doc_file = tmp_path / "skewed.yaml"
-    doc_file.write_text(yaml.safe_dump(doc))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    targets = cluster.prometheus_targets_dir / f"sim-{namespace}.json"
     op_targets = cluster.prometheus_targets_dir / f"operator-{namespace}.json"
     op_targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{operator.metrics_port}"], "labels": {"job_role": "moe-operator"}}]))
     skew = 0.5
-    sim = subprocess.Popen([str(pathlib.Path(sys.executable).parent / "moectl"), "simulate-engine", "-f", str(doc_file), "-n", namespace,
-                            "--kubeconfig", cluster.kubeconfig, "--port", str(port), "--targets-file", str(targets),
-                            "--requests-per-second", "8", "--skew", str(skew), "--expert-layers", "2"],
-                           stdout=open(tmp_path / "sim.log", "wb"), stderr=subprocess.STDOUT)
+    sim, port, targets = _start_simulator(cluster, namespace, doc, tmp_path, "--requests-per-second", "8", "--skew", str(skew),
+                                          "--expert-layers", "2")
     try:
         expected = coefficient_of_variation(zipf_shares(8, skew))
         sel = f'namespace="{namespace}",name="skewed"'

@@ -40,19 +40,8 @@ def _query(base_url: str, promql: str, timeout_seconds: float) -> list[dict]:
 
 def query_scalar(base_url: str, promql: str, timeout_seconds: float = 5.0) -> float | None:
     """The single value of an instant query; None when it has no data (or NaN)."""
-    url = f"{base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_seconds) as r:
-            body = json.load(r)
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        raise PrometheusError(f"{base_url}: {err}") from None
-    if body.get("status") != "success":
-        raise PrometheusError(f"{base_url}: {body.get('error', 'query failed')}")
-    result = body["data"]["result"]
-    if not result:
-        return None
-    value = float(result[0]["value"][1])
-    return None if math.isnan(value) or math.isinf(value) else value
+    values = query_vector(base_url, promql, timeout_seconds)
+    return values[0][1] if values else None
 
 
 def observe_roles(base_url: str | None, engine: str, namespace: str, deployment: str, roles: list[str],
