@@ -45,6 +45,11 @@ class Parallelism(KubeModel):
         description="Explicit layers per pipeline stage; must have `pipeline` entries summing to the model's layers. Default: vLLM's even split.",
     )
 
+    @property
+    def gpus_per_replica(self) -> int:
+        """tensor x pipeline x data x sequence."""
+        return self.tensor * self.pipeline * self.data * self.sequence
+
 
 class ScalingMode(str, Enum):
     MANUAL = "Manual"

@@ -126,8 +126,7 @@ def _role_findings(spec: MoEDeploymentSpec, m: ModelShape, gpu: GPU, report: Rol
 
 
 def _gpus(spec: RoleSpec) -> tuple[int, int, int]:
-    p = spec.parallelism
-    per = p.tensor * p.pipeline * p.data * p.sequence
+    per = spec.parallelism.gpus_per_replica
     return spec.replicas, per, spec.replicas * per
 
 

@@ -9,6 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..api import MoEDeployment
+from ..api.errors import problems as schema_problems
 
 
 class InputError(Exception):
@@ -19,23 +20,8 @@ class InputError(Exception):
         self.problems = problems
 
 
-def field_path(loc: tuple[Any, ...]) -> str:
-    """pydantic's error location as a dotted path with [i] for list items."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(document)"
-
-
 def validation_problems(err: ValidationError) -> list[str]:
-    problems = []
-    for e in err.errors(include_url=False):
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        problems.append(f"{field_path(loc)}: {e['msg']}")
-    return problems
+    return schema_problems(err)
 
 
 def parse_deployment(doc: Any) -> MoEDeployment:

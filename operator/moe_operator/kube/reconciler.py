@@ -18,6 +18,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from ..api import MoEDeploymentSpec
+from ..api.errors import problems
 from ..capacity.catalog import CatalogError
 from ..capacity.evaluate import evaluate
 from ..planning.desired import DesiredState, Owner, desired_state
@@ -69,14 +70,6 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _spec_problems(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors(include_url=False):
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        parts.append(f"spec.{loc}: {e['msg']}")
-    return "; ".join(parts)
-
-
 class Reconciler:
     def __init__(self, api_client: client.ApiClient, default_prometheus_url: str | None = None,
                  metrics: OperatorMetrics | None = None) -> None:
@@ -113,7 +106,7 @@ class Reconciler:
             spec = MoEDeploymentSpec.model_validate(body.get("spec") or {})
             report = evaluate(spec, name)
         except ValidationError as err:
-            return self._invalid(body, _spec_problems(err), writes)
+            return self._invalid(body, "; ".join(problems(err, "spec")), writes)
         except CatalogError as err:
             return self._invalid(body, str(err), writes)
         blocked = not report.feasible and spec.validation == "Enforce"
@@ -179,16 +172,15 @@ class Reconciler:
         roles = [role for role, _ in spec.roles.items()]
         observation = observe_roles(url, str(spec.engine.kind), owner.namespace, owner.name, roles,
                                     spec.autoscaling.rate_window_seconds, spec.autoscaling.queries)
-        self._record_observation(spec, owner, report, observation, memory, writes)
+        self._record_observation(spec, owner, report, url, observation, memory, writes)
         if planner_roles(spec):
             self._plan(spec, owner, scalers, memory, now_seconds, writes, observation)
         return interval
 
-    def _record_observation(self, spec: MoEDeploymentSpec, owner: Owner, report, observation, memory: DeploymentMemory,
-                            writes: O.Writes) -> None:
-        if not observation.reachable:
+    def _record_observation(self, spec: MoEDeploymentSpec, owner: Owner, report, url: str | None, observation,
+                            memory: DeploymentMemory, writes: O.Writes) -> None:
+        if not observation.reachable or not url:
             return
-        url = spec.autoscaling.prometheus_url or self.default_prometheus_url
         worst: tuple[float, str, str] | None = None
         for role, load in observation.roles.items():
             predicted = report.roles.get(role)
@@ -224,10 +216,7 @@ class Reconciler:
         policies = [p for p in planner_policies(spec, current) if p.role in scalers]
         if not policies:
             return
-        gpus_per_replica = {p.role: p.gpus_per_replica for p in policies}
-        for role, rs in spec.roles.items():
-            p = rs.parallelism
-            gpus_per_replica.setdefault(role, p.tensor * p.pipeline * p.data * p.sequence)
+        gpus_per_replica = {role: rs.parallelism.gpus_per_replica for role, rs in spec.roles.items()}
         observation = replace(all_roles, roles={p.role: all_roles.roles[p.role] for p in policies if p.role in all_roles.roles})
         result = plan_replicas(policies, observation, memory.planner_history, now_seconds,
                                planner_budget(spec, current, gpus_per_replica), planner_config(spec))

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..api import MoEDeploymentSpec
+from ..api.errors import problems
 from ..capacity.catalog import CatalogError
 from ..capacity.evaluate import evaluate
 
@@ -26,20 +27,12 @@ class AdmissionVerdict:
     warnings: tuple[str, ...]
 
 
-def _schema_problems(err: ValidationError) -> list[str]:
-    out = []
-    for e in err.errors(include_url=False):
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        out.append(f"spec.{loc}: {e['msg']}" if loc else f"spec: {e['msg']}")
-    return out
-
-
 def admission_verdict(spec: dict[str, Any] | None, name: str) -> AdmissionVerdict:
     try:
         parsed = MoEDeploymentSpec.model_validate(spec or {})
         report = evaluate(parsed, name)
     except ValidationError as err:
-        return AdmissionVerdict(False, "invalid MoEDeployment spec: " + "; ".join(_schema_problems(err)), ())
+        return AdmissionVerdict(False, "invalid MoEDeployment spec: " + "; ".join(problems(err, "spec")), ())
     except CatalogError as err:
         return AdmissionVerdict(False, f"invalid MoEDeployment spec: {err}", ())
     warnings = [f"{f.code.value}: {f.message}" for f in report.warnings]
