@@ -161,7 +161,9 @@ def test_without_the_webhook_the_reconcile_applies_the_verdict(api, namespace):
     saved = adm.read_validating_webhook_configuration("moe-operator.moe.inference.io")
     adm.delete_validating_webhook_configuration("moe-operator.moe.inference.io")
     try:
-        _create(api, namespace, _doc(ROOT / "examples" / "infeasible" / "memory-exceeded.yaml"))
+        # the API server drops the webhook from its cache a moment after the configuration is deleted
+        wait_for(lambda: _create(api, namespace, _doc(ROOT / "examples" / "infeasible" / "memory-exceeded.yaml")),
+                 timeout_seconds=30, what="the API server to stop calling the deleted webhook")
     finally:
         saved.metadata = client.V1ObjectMeta(name=saved.metadata.name, labels=saved.metadata.labels,
                                              annotations=saved.metadata.annotations)
