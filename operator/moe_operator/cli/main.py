@@ -32,6 +32,12 @@ app.add_typer(catalog_app, name="catalog")
 EXIT_FEASIBLE, EXIT_INFEASIBLE, EXIT_BAD_INPUT = 0, 1, 2
 
 
+class CertSource(str, Enum):
+    generate = "generate"
+    secret = "secret"
+    files = "files"
+
+
 class Output(str, Enum):
     text = "text"
     json = "json"
@@ -113,11 +119,14 @@ def run(
     webhook_port: Annotated[int, typer.Option("--webhook-port", help="Port the webhook listens on.")] = 9443,
     webhook_host: Annotated[Optional[str], typer.Option("--webhook-host", help="Host the API server uses to reach the webhook.")] = None,
     webhook_service: Annotated[Optional[str], typer.Option("--webhook-service", help="NAMESPACE/NAME of the in-cluster webhook Service.")] = None,
-    webhook_cert_dir: Annotated[str, typer.Option("--webhook-cert-dir", help="Where the self-made webhook certificates are written.")] = "/tmp/moe-operator-webhook",
+    webhook_cert_source: Annotated[CertSource, typer.Option("--webhook-cert-source", help="generate: made at start (development); secret: kept in --webhook-cert-secret, shared by replicas and rotated; files: tls.crt/tls.key read from --webhook-cert-dir (cert-manager), reloaded when they change.")] = CertSource.generate,
+    webhook_cert_dir: Annotated[str, typer.Option("--webhook-cert-dir", help="Where the webhook's certificate files are written (generate, secret) or read (files).")] = "/tmp/moe-operator-webhook",
+    webhook_cert_secret: Annotated[Optional[str], typer.Option("--webhook-cert-secret", help="NAMESPACE/NAME of the Secret that keeps the webhook certificate (--webhook-cert-source secret).")] = None,
+    webhook_config: Annotated[Optional[str], typer.Option("--webhook-config", help="ValidatingWebhookConfiguration whose caBundle the operator keeps in step with its certificate.")] = None,
     manage_webhook_config: Annotated[bool, typer.Option("--manage-webhook-config/--no-manage-webhook-config",
                                                         help="Create and update the ValidatingWebhookConfiguration (needs RBAC for it).")] = True,
     peering: Annotated[Optional[str], typer.Option("--peering", help="Peering name for active/standby replicas (needs kopf's peering CRDs: moectl crd --peering).")] = None,
-    priority: Annotated[int, typer.Option("--priority", help="Peering priority: the highest live one is active, the others stand by.")] = 0,
+    priority: Annotated[Optional[int], typer.Option("--priority", help="Peering priority: the highest live one is active, the others stand by. Default with --peering: random, so identical replicas never tie (kopf pauses all on a tie).")] = None,
     resync_seconds: Annotated[float, typer.Option("--resync-seconds", help="Reconcile every deployment at least this often.")] = 60.0,
     prometheus_url: Annotated[Optional[str], typer.Option("--prometheus-url", help="Prometheus the planner reads when a spec names none.")] = None,
     metrics_address: Annotated[str, typer.Option("--metrics-address", help="Serve the operator's /metrics here (HOST:PORT; '' to disable).")] = "127.0.0.1:8080",
@@ -128,6 +137,7 @@ def run(
     import asyncio
     import logging
     import os
+    import secrets
 
     import kopf
 
@@ -142,8 +152,14 @@ def run(
     cfg = handlers.OperatorConfig(
         kubeconfig=kubeconfig, resync_seconds=resync_seconds, webhook=webhook, webhook_address=webhook_address,
         webhook_port=webhook_port, webhook_host=webhook_host, webhook_service=webhook_service,
-        webhook_cert_dir=webhook_cert_dir, webhook_managed=manage_webhook_config, prometheus_url=prometheus_url,
-        metrics_address=metrics_address or None)
+        webhook_cert_dir=webhook_cert_dir, webhook_cert_source=webhook_cert_source.value,
+        webhook_cert_secret=webhook_cert_secret, webhook_config=webhook_config, webhook_managed=manage_webhook_config,
+        prometheus_url=prometheus_url, metrics_address=metrics_address or None)
+    if webhook_cert_source is CertSource.secret and (not webhook_cert_secret or "/" not in webhook_cert_secret):
+        Console(stderr=True).print("--webhook-cert-source secret needs --webhook-cert-secret NAMESPACE/NAME")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if priority is None:
+        priority = secrets.randbelow(2**31 - 1) + 1 if peering else 0
     if webhook:
         handlers.register_admission(kopf.get_default_registry())
     asyncio.run(kopf.operator(

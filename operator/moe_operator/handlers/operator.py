@@ -8,7 +8,9 @@ write nothing, so an idle operator makes no write calls.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,10 +22,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ..api import GROUP, VERSION
-from ..kube.certs import make_webhook_certificates
+from ..kube.certs import WebhookCertificates, make_webhook_certificates
 from ..kube.clients import api_client
 from ..kube.metrics import OperatorMetrics
 from ..kube.reconciler import PLURAL, DeploymentMemory, Reconciler
+from ..kube.webhook_tls import SecretCertificateKeeper
 from ..planning import naming as N
 from ..planning.admission import admission_verdict
 
@@ -43,6 +46,12 @@ class OperatorConfig:
     webhook_host: str | None = None  # how the API server reaches us; defaults to the address
     webhook_service: str | None = None  # in-cluster: namespace/name of the webhook Service
     webhook_cert_dir: str = "/tmp/moe-operator-webhook"
+    # generate: a CA and certificate made at start (local development); secret: kept in webhook_cert_secret,
+    # shared by replicas and rotated; files: tls.crt/tls.key (and ca.crt) read from webhook_cert_dir (cert-manager)
+    webhook_cert_source: str = "generate"
+    webhook_cert_secret: str | None = None  # namespace/name
+    webhook_config: str | None = None  # ValidatingWebhookConfiguration whose caBundle the operator keeps (secret)
+    webhook_cert_check_seconds: float = 60.0
     webhook_managed: bool = True  # kopf creates/updates the ValidatingWebhookConfiguration itself
     reconcile_workers: int = 8  # threads running blocking reconciles; daemons themselves hold none
     prometheus_url: str | None = None  # default for the planner when a spec names none
@@ -87,22 +96,60 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="moe.inference.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="moe.inference.io")
     settings.watching.server_timeout = 300
+    # The chart installs the CRDs before the operator; watching CRDs would need cluster-wide read on them.
+    settings.scanning.disabled = True
     if cfg.webhook:
-        names = [cfg.webhook_host or cfg.webhook_address, cfg.webhook_address]
-        if cfg.webhook_service:
-            ns, svc = cfg.webhook_service.split("/", 1)
-            names += [f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"]
-        certs = make_webhook_certificates(Path(cfg.webhook_cert_dir), list(dict.fromkeys(names)))
+        files = _webhook_certificates(cfg, memo)
         settings.admission.server = kopf.WebhookServer(
             addr=cfg.webhook_address, port=cfg.webhook_port, host=cfg.webhook_host or cfg.webhook_address,
-            certfile=str(certs.cert_file), pkeyfile=str(certs.key_file), cafile=str(certs.ca_file))
+            certfile=str(files.cert_file), pkeyfile=str(files.key_file),
+            cafile=str(files.ca_file) if files.ca_file.exists() else None)
         if cfg.webhook_managed:
             settings.admission.managed = WEBHOOK_CONFIG_NAME
+
+
+def webhook_names(cfg: OperatorConfig) -> list[str]:
+    """The names the API server may use to reach the webhook: its host, its address, the Service's DNS names."""
+    names = [cfg.webhook_host or cfg.webhook_address, cfg.webhook_address]
+    if cfg.webhook_service:
+        ns, svc = cfg.webhook_service.split("/", 1)
+        names += [f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"]
+    return [n for n in dict.fromkeys(names) if n not in ("0.0.0.0", "::")]
+
+
+def _webhook_certificates(cfg: OperatorConfig, memo: kopf.Memo) -> WebhookCertificates:
+    directory = Path(cfg.webhook_cert_dir)
+    if cfg.webhook_cert_source == "files":  # provided (cert-manager): the server reloads them when they change
+        return WebhookCertificates(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+    if cfg.webhook_cert_source != "secret":
+        return make_webhook_certificates(directory, webhook_names(cfg))
+    if not cfg.webhook_cert_secret or "/" not in cfg.webhook_cert_secret:
+        raise kopf.PermanentError("the secret certificate source needs --webhook-cert-secret NAMESPACE/NAME")
+    ns, name = cfg.webhook_cert_secret.split("/", 1)
+    keeper = SecretCertificateKeeper(memo["api"], ns, name, webhook_names(cfg), directory, cfg.webhook_config)
+    certs = keeper.sync()  # before the server starts: it needs the files; a failure here stops the operator
+    memo["metrics"].webhook_cert_expiry.set(certs.serving_not_after.timestamp())
+    memo["stop_cert_keeper"] = stop = threading.Event()
+    threading.Thread(target=_keep_certificate, args=(keeper, stop, cfg.webhook_cert_check_seconds, memo["metrics"]),
+                     name="webhook-cert", daemon=True).start()
+    return keeper.files
+
+
+def _keep_certificate(keeper: SecretCertificateKeeper, stop: threading.Event, interval: float,
+                      metrics: OperatorMetrics) -> None:
+    """Renew before expiry and follow renewals by other replicas; the webhook server reloads changed files."""
+    while not stop.wait(interval):
+        try:
+            metrics.webhook_cert_expiry.set(keeper.sync().serving_not_after.timestamp())
+        except Exception:  # noqa: BLE001 - keep trying; the expiry metric and its alert tell if it keeps failing
+            log.exception("keeping the webhook certificate in %s/%s failed", keeper.namespace, keeper.secret_name)
 
 
 @kopf.on.cleanup()
 def shutdown(memo: kopf.Memo, **_: Any) -> None:
     memo["executor"].shutdown(wait=False, cancel_futures=True)
+    if "stop_cert_keeper" in memo:
+        memo["stop_cert_keeper"].set()
 
 
 async def validate(spec: Any, name: str | None, warnings: list[str], memo: kopf.Memo, **_: Any) -> None:
@@ -205,3 +252,16 @@ async def scaler_changed(meta: Any, namespace: str, memo: kopf.Memo, **_: Any) -
     for ref in meta.get("ownerReferences") or []:
         if ref.get("kind") == "MoEDeployment" and ref.get("controller"):
             memo["wakers"].wake(namespace, ref["name"])
+
+
+def _without_finalizers(registry: kopf.OperatorRegistry) -> None:
+    """kopf hard-codes a finalizer for daemons. The loop needs none: pods, Services and ConfigMaps carry owner
+    references (the garbage collector removes them) and the loop exits when its object is gone. Without it, a
+    MoEDeployment (and its namespace) deletes even while no operator runs, e.g. after `helm uninstall`; kopf
+    removes the finalizer that older operator versions left on existing objects. Uses kopf's registry
+    internals; tests/unit/test_handlers.py fails if they change."""
+    spawning = registry._spawning
+    spawning._handlers = [dataclasses.replace(h, requires_finalizer=False) for h in spawning._handlers]
+
+
+_without_finalizers(kopf.get_default_registry())

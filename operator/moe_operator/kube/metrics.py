@@ -48,6 +48,8 @@ class OperatorMetrics:
         self.reconcile_seconds = Histogram("moe_operator_reconcile_duration_seconds", "Reconcile duration", registry=r)
         self.webhook = Counter("moe_operator_webhook_requests", "Admission reviews by result", ("result",), registry=r)
         self.webhook_seconds = Histogram("moe_operator_webhook_duration_seconds", "Admission review duration", registry=r)
+        self.webhook_cert_expiry = Gauge("moe_operator_webhook_certificate_expiry_timestamp_seconds",
+                                         "When the webhook serving certificate the operator keeps expires", registry=r)
         self.writes = Counter("moe_operator_api_writes", "Write calls to the Kubernetes API", registry=r)
         self._series: dict[tuple[str, str], set[tuple[Any, tuple[str, ...]]]] = {}
 
