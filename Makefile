@@ -53,6 +53,8 @@ generate: venv
 	$(BIN)/moectl rules > deploy/monitoring/moe-rules.yaml
 	$(BIN)/moectl rules --prometheus-rule > deploy/monitoring/moe-prometheusrule.yaml
 	$(BIN)/moectl dashboard > charts/moe-operator/dashboards/moe-deployment.json
+	$(BIN)/moectl rules > charts/moe-operator/files/moe-rules.yaml
+	mkdir -p charts/moe-operator/crds && cp crds/*.yaml charts/moe-operator/crds/
 
 lint-imports: venv
 	$(BIN)/lint-imports

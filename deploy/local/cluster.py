@@ -38,7 +38,7 @@ GPU_NODE_LABELS = {  # nvidia.com/gpu.product values, as NVIDIA GPU feature disc
 }
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
 START_TIMEOUT_SECONDS = 90
-# At Metadata level: every call of the operator's own user (reads too, for API calls per reconcile), and
+# At Metadata level: every call of the operator's own users (reads too, for API calls per reconcile), and
 # write calls of everyone else but the control plane's busy components, so tests can count what a client did.
 AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -47,7 +47,7 @@ rules:
   - level: None
     users: [system:kube-controller-manager, system:kube-scheduler, kwok-controller]
   - level: Metadata
-    users: [moe-operator]
+    users: [moe-operator, "system:serviceaccount:moe-system:moe-operator"]
   - level: Metadata
     verbs: [create, update, patch, delete, deletecollection]
   - level: None

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+import yaml
 from kubernetes import client, config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -121,8 +122,10 @@ EXTRA_NODES = {"H100-SXM": 16, "H200-SXM": 6}  # beside the 4 default H100 nodes
 class Operator:
     process: subprocess.Popen
     log_path: pathlib.Path
-    user: str  # the identity the operator's writes appear under in the audit log
+    user: str  # the identity the operator's calls appear under in the audit log
     metrics_port: int
+    webhook_config: str  # the ValidatingWebhookConfiguration the chart made
+    kubeconfig: pathlib.Path  # the operator's own credentials (the chart's ServiceAccount)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -160,34 +163,53 @@ def gpu_nodes(cluster):
     return items
 
 
+def _host_operator_module():
+    spec = importlib.util.spec_from_file_location("moe_host_operator", ROOT / "deploy" / "local" / "host_operator.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="session")
-def operator(cluster, api, tmp_path_factory) -> Operator:
-    """The operator as users run it (`moectl run`), with its webhook, as its own user."""
+def chart(cluster):
+    """The Helm chart installed as platform teams install it (release moe-operator in moe-system), with the local
+    values: everything but the operator's pods, whose process runs on the host (see the `operator` fixture)."""
+    if cluster.bin_dir is None:
+        pytest.skip("needs the local cluster's helm")
+    mod = _host_operator_module()
+    tools = mod.Tools(cluster.bin_dir, cluster.kubeconfig)
+    # Helm installs CRDs only when absent and never upgrades them: apply the current ones first (as documented)
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    webhook_port = _free_port()
+    values: dict[str, object] = {"operator.resyncSeconds": 5}
+    if cluster.prometheus_url:
+        values["operator.prometheusURL"] = cluster.prometheus_url
+    mod.helm_install(tools, webhook_port, values)
+    yield mod, tools, webhook_port
+    tools.run("helm", "uninstall", mod.RELEASE, "-n", mod.NAMESPACE, "--wait")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster, api, chart, tmp_path_factory) -> Operator:
+    """The operator as the chart runs it: the Deployment's own arguments, authenticated as the chart's
+    ServiceAccount (a bound token), so every end-to-end test also proves the chart's RBAC is sufficient."""
     from tests.wait import wait_for
 
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/moedeployments.moe.inference.io", "--timeout=60s")
+    mod, tools, webhook_port = chart
     workdir = tmp_path_factory.mktemp("operator")
     log_path = workdir / "operator.log"
-    port = _free_port()
-    moectl = pathlib.Path(sys.executable).parent / "moectl"
-    env = {**os.environ, "KUBECONFIG": cluster.operator_kubeconfig or cluster.kubeconfig}
-    extra = ["--prometheus-url", cluster.prometheus_url] if cluster.prometheus_url else []
     metrics_port = _free_port()
-    extra += ["--metrics-address", f"127.0.0.1:{metrics_port}"]
-    proc = subprocess.Popen([str(moectl), "run", "--all-namespaces", "--webhook-port", str(port),
-                             "--webhook-cert-dir", str(workdir / "certs"), "--resync-seconds", "5", *extra],
-                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    op = Operator(proc, log_path, "moe-operator", metrics_port)
-    adm = client.AdmissionregistrationV1Api(api)
+    proc = mod.start(tools, workdir, webhook_port, metrics_port, _free_port(), log_path)
+    op = Operator(proc, log_path, f"system:serviceaccount:{mod.NAMESPACE}:{mod.SERVICE_ACCOUNT}", metrics_port,
+                  mod.WEBHOOK_CONFIG, workdir / "operator-sa.kubeconfig")
 
     def webhook_serving():
         assert op.alive(), op.log_tail()
-        cfg = adm.read_validating_webhook_configuration("moe-operator.moe.inference.io")
-        return any(f":{port}/" in (w.client_config.url or "") for w in cfg.webhooks)
+        return mod.ca_bundle_patched(tools) and _webhook_answers(api)
 
     try:
-        wait_for(webhook_serving, timeout_seconds=60, what="the operator's webhook to be configured")
+        wait_for(webhook_serving, timeout_seconds=60, what="the operator's webhook to be serving")
         yield op
     finally:
         proc.terminate()
@@ -195,8 +217,14 @@ def operator(cluster, api, tmp_path_factory) -> Operator:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        for delete in (adm.delete_validating_webhook_configuration, adm.delete_mutating_webhook_configuration):
-            try:
-                delete("moe-operator.moe.inference.io")
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+
+
+def _webhook_answers(api) -> bool:
+    """A server-side dry run of an infeasible plan is refused by the webhook (not by a TLS or connection error)."""
+    doc = yaml.safe_load((ROOT / "examples" / "infeasible" / "memory-exceeded.yaml").read_text())
+    try:
+        client.CustomObjectsApi(api).create_namespaced_custom_object("moe.inference.io", "v1alpha1", "default",
+                                                                     "moedeployments", doc, dry_run="All")
+    except client.ApiException as e:
+        return e.status == 422 and "MemoryExceeded" in (e.body or "")
+    raise AssertionError("the webhook admitted an infeasible plan")

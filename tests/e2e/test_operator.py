@@ -156,10 +156,10 @@ def test_warn_mode_deploys_an_infeasible_plan_with_validated_false(api, namespac
     assert len(_pods(api, namespace)) == 2
 
 
-def test_without_the_webhook_the_reconcile_applies_the_verdict(api, namespace):
+def test_without_the_webhook_the_reconcile_applies_the_verdict(api, namespace, operator):
     adm = client.AdmissionregistrationV1Api(api)
-    saved = adm.read_validating_webhook_configuration("moe-operator.moe.inference.io")
-    adm.delete_validating_webhook_configuration("moe-operator.moe.inference.io")
+    saved = adm.read_validating_webhook_configuration(operator.webhook_config)
+    adm.delete_validating_webhook_configuration(operator.webhook_config)
     try:
         # the API server drops the webhook from its cache a moment after the configuration is deleted
         wait_for(lambda: _create(api, namespace, _doc(ROOT / "examples" / "infeasible" / "memory-exceeded.yaml")),

@@ -1,0 +1,28 @@
+{{/* The calls the operator makes on the objects it manages, in every namespace it watches. */}}
+{{- define "moe-operator.workloadRules" -}}
+- apiGroups: [moe.inference.io]
+  resources: [moedeployments]
+  verbs: [get, list, watch, patch]
+- apiGroups: [moe.inference.io]
+  resources: [moedeployments/status]
+  verbs: [patch]
+- apiGroups: [moe.inference.io]
+  resources: [moerolescalers]
+  verbs: [list, watch, create, patch]
+- apiGroups: [moe.inference.io]
+  resources: [moerolescalers/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch, create, deletecollection]
+- apiGroups: [""]
+  resources: [services, configmaps]
+  verbs: [list, create, patch, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+# Gang scheduling, when spec.scheduling asks for it (server-side apply: get, create, patch).
+- apiGroups: [scheduling.volcano.sh, scheduling.x-k8s.io]
+  resources: [podgroups]
+  verbs: [get, create, patch]
+{{- end -}}
