@@ -25,7 +25,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=200)
     args = ap.parse_args()
-    paths = sorted(ROOT.glob("examples/*.yaml")) + sorted(ROOT.glob("examples/infeasible/*.yaml"))
+    paths = sorted(ROOT.glob("deploy/examples/*.yaml")) + sorted(ROOT.glob("deploy/examples/infeasible/*.yaml"))
     rows = []
     for path in paths:
         d = MoEDeployment.model_validate(yaml.safe_load(path.read_text()))

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# make demo: local cluster + CRD + operator (with its webhook), an example deployed, its pod groups shown.
+# make demo: local cluster, the Helm chart installed, the operator (as the chart's ServiceAccount) with its
+# webhook, an example deployed, its pod groups shown.
 # Leaves everything running; `make demo-down` stops it. KUBECONFIG=.local-cluster/kubeconfig to use it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=.venv/bin
 STATE=.local-cluster
-EXAMPLE=${DEMO_EXAMPLE:-examples/mixtral-8x7b.yaml}
+EXAMPLE=${DEMO_EXAMPLE:-deploy/examples/mixtral-8x7b.yaml}
 
 echo "== 1. the capacity model on every bundled plan (moectl validate)"
-for f in examples/*.yaml examples/infeasible/*.yaml; do
+for f in deploy/examples/*.yaml deploy/examples/infeasible/*.yaml; do
   verdict=$( { $BIN/moectl validate -f "$f" -o json || true; } | $BIN/python -c 'import json,sys; d=json.load(sys.stdin); print("feasible  " if d["feasible"] else "INFEASIBLE", ", ".join(sorted({v["code"] for v in d["violations"]})), "| GPUs", d["totalGPUs"])')
   printf '   %-52s %s\n' "$f" "$verdict"
 done
@@ -22,26 +23,21 @@ export KUBECONFIG=$PWD/$STATE/kubeconfig
 KUBECTL="$(cat $STATE/state.json | $BIN/python -c 'import json,sys; print(json.load(sys.stdin)["bin"])')/kubectl"
 $KUBECTL get nodes -L nvidia.com/gpu.product,nvidia.com/gpu.count
 
-echo "== 4. CRD and operator"
-$KUBECTL apply --server-side --force-conflicts -f crds/ >/dev/null
-$KUBECTL wait --for=condition=Established crd/moedeployments.moe.inference.io --timeout=60s >/dev/null
+echo "== 4. helm install the chart (CRDs, ServiceAccount, least-privilege RBAC, webhook, peering, monitoring objects);"
+echo "      the operator runs on this host as the chart's ServiceAccount (the simulated nodes run no containers)"
+$KUBECTL apply --server-side --force-conflicts -f crds/ >/dev/null  # helm never upgrades CRDs: apply them first
 if [ -f $STATE/operator.pid ] && kill -0 "$(cat $STATE/operator.pid)" 2>/dev/null; then
   echo "   operator already running (pid $(cat $STATE/operator.pid))"
 else
-  PROM_URL=$($BIN/python -c 'import json; print(json.load(open(".local-cluster/state.json")).get("prometheusURL") or "")')
-  KUBECONFIG=$PWD/$STATE/operator.kubeconfig nohup $BIN/moectl run --all-namespaces --webhook-port 9443 \
-    --webhook-cert-dir $STATE/webhook-certs ${PROM_URL:+--prometheus-url $PROM_URL} > $STATE/logs/operator.log 2>&1 &
-  echo $! > $STATE/operator.pid
-  for _ in $(seq 120); do
-    $KUBECTL get validatingwebhookconfiguration moe-operator.moe.inference.io >/dev/null 2>&1 && break
-    kill -0 "$(cat $STATE/operator.pid)" || { tail -20 $STATE/logs/operator.log; exit 1; }
-    sleep 0.5
-  done
-  echo "   operator started (pid $(cat $STATE/operator.pid), log $STATE/logs/operator.log)"
+  $BIN/python deploy/local/host_operator.py up --webhook-port 9443 --metrics-port 8080 --liveness-port 8081 | sed 's/^/   /'
 fi
+HELM="$(dirname "$KUBECTL")/helm"
+$HELM --kubeconfig "$KUBECONFIG" list -n moe-system | sed 's/^/   /'
+echo "   the operator's identity may not read Secrets elsewhere:"
+$KUBECTL auth can-i get secrets -n kube-system --as system:serviceaccount:moe-system:moe-operator 2>&1 | sed 's/^/     can-i get secrets -n kube-system: /' || true
 
 echo "== 5. an infeasible plan is refused at kubectl apply"
-$KUBECTL apply -f examples/infeasible/memory-exceeded.yaml 2>&1 | sed 's/^/   /' | cut -c1-400 || true
+$KUBECTL apply -f deploy/examples/infeasible/memory-exceeded.yaml 2>&1 | sed 's/^/   /' | cut -c1-400 || true
 
 echo "== 6. kubectl apply -f $EXAMPLE"
 $KUBECTL apply -f "$EXAMPLE"

@@ -172,7 +172,17 @@ def _host_operator_module():
 
 
 @pytest.fixture(scope="session")
-def chart(cluster):
+def third_party_crds(cluster):
+    """The Prometheus Operator's and cert-manager's CRDs (tests/fixtures/crds), so the chart's optional objects
+    meet their real schemas; with them, `auto` renders the ServiceMonitor and PrometheusRule."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "tests" / "fixtures" / "crds"))
+    for crd in ("servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com",
+                "certificates.cert-manager.io", "issuers.cert-manager.io"):
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def chart(cluster, third_party_crds):
     """The Helm chart installed as platform teams install it (release moe-operator in moe-system), with the local
     values: everything but the operator's pods, whose process runs on the host (see the `operator` fixture)."""
     if cluster.bin_dir is None:
@@ -221,7 +231,7 @@ def operator(cluster, api, chart, tmp_path_factory) -> Operator:
 
 def _webhook_answers(api) -> bool:
     """A server-side dry run of an infeasible plan is refused by the webhook (not by a TLS or connection error)."""
-    doc = yaml.safe_load((ROOT / "examples" / "infeasible" / "memory-exceeded.yaml").read_text())
+    doc = yaml.safe_load((ROOT / "deploy" / "examples" / "infeasible" / "memory-exceeded.yaml").read_text())
     try:
         client.CustomObjectsApi(api).create_namespaced_custom_object("moe.inference.io", "v1alpha1", "default",
                                                                      "moedeployments", doc, dry_run="All")

@@ -16,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from tests.wait import wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "deploy" / "examples").glob("*.yaml"))
 GROUP, VERSION, PLURAL = "moe.inference.io", "v1alpha1", "moedeployments"
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -115,7 +115,7 @@ def test_every_example_becomes_the_expected_pods(api, namespace, path):
 
 def test_mixtral_example_by_hand(api, namespace):
     """Hand-written expectation for one example: 4 replicas of TP2 -> 4 pods x 2 GPUs, vLLM TP 2."""
-    _create(api, namespace, _doc(ROOT / "examples" / "mixtral-8x7b.yaml"))
+    _create(api, namespace, _doc(ROOT / "deploy" / "examples" / "mixtral-8x7b.yaml"))
     _phase(api, namespace, "mixtral-8x7b", "Ready")
     pods = sorted(_pods(api, namespace), key=lambda p: p.metadata.name)
     assert [p.metadata.name for p in pods] == [f"mixtral-8x7b-aggregated-{i}-s0-0" for i in range(4)]
@@ -132,7 +132,7 @@ def test_mixtral_example_by_hand(api, namespace):
 
 
 def test_infeasible_plan_is_refused_at_apply_with_the_violation(cluster, namespace):
-    path = ROOT / "examples" / "infeasible" / "memory-exceeded.yaml"
+    path = ROOT / "deploy" / "examples" / "infeasible" / "memory-exceeded.yaml"
     for extra in ([], ["--dry-run=server"]):
         out = cluster.kubectl("apply", "-n", namespace, "-f", str(path), *extra, check=False)
         assert out.returncode != 0
@@ -140,13 +140,13 @@ def test_infeasible_plan_is_refused_at_apply_with_the_violation(cluster, namespa
 
 
 def test_warnings_come_back_as_admission_warnings(cluster, namespace):
-    out = cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "examples" / "deepseek-v3-pipeline.yaml"),
+    out = cluster.kubectl("apply", "-n", namespace, "-f", str(ROOT / "deploy" / "examples" / "deepseek-v3-pipeline.yaml"),
                           "--dry-run=server")
     assert out.returncode == 0 and "UnevenPipeline" in out.stderr
 
 
 def test_warn_mode_deploys_an_infeasible_plan_with_validated_false(api, namespace):
-    doc = _doc(ROOT / "examples" / "infeasible" / "tpot-exceeded.yaml", validation="Warn")
+    doc = _doc(ROOT / "deploy" / "examples" / "infeasible" / "tpot-exceeded.yaml", validation="Warn")
     _create(api, namespace, doc)
     obj = wait_for(lambda: (o := _get(api, namespace, "tpot-exceeded")).get("status", {}).get("roles") and
                    o["status"]["roles"]["decode"]["readyReplicas"] == 1 and o, timeout_seconds=90, what="Warn-mode pods")
@@ -162,7 +162,7 @@ def test_without_the_webhook_the_reconcile_applies_the_verdict(api, namespace, o
     adm.delete_validating_webhook_configuration(operator.webhook_config)
     try:
         # the API server drops the webhook from its cache a moment after the configuration is deleted
-        wait_for(lambda: _create(api, namespace, _doc(ROOT / "examples" / "infeasible" / "memory-exceeded.yaml")),
+        wait_for(lambda: _create(api, namespace, _doc(ROOT / "deploy" / "examples" / "infeasible" / "memory-exceeded.yaml")),
                  timeout_seconds=30, what="the API server to stop calling the deleted webhook")
     finally:
         saved.metadata = client.V1ObjectMeta(name=saved.metadata.name, labels=saved.metadata.labels,
@@ -328,7 +328,7 @@ HOSTILE = {
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_objects_are_refused_with_a_clear_message(api, namespace, operator, case):
-    doc = _doc(ROOT / "examples" / "mixtral-8x7b.yaml")
+    doc = _doc(ROOT / "deploy" / "examples" / "mixtral-8x7b.yaml")
     doc["metadata"]["name"] = "hostile"
     for key, value in HOSTILE[case].items():
         if value is None:

@@ -40,7 +40,7 @@ def test_feasible_plan_exits_0_with_the_documented_json_shape(tmp_path):
 
 
 def test_infeasible_plan_exits_1_and_lists_violations(tmp_path):
-    res = runner.invoke(app, ["validate", "-f", str(ROOT / "examples/infeasible/memory-exceeded.yaml"), "-o", "json"])
+    res = runner.invoke(app, ["validate", "-f", str(ROOT / "deploy/examples/infeasible/memory-exceeded.yaml"), "-o", "json"])
     assert res.exit_code == 1
     v = json.loads(res.output)["violations"][0]
     assert v["code"] == "MemoryExceeded" and v["role"] == "aggregated" and v["stage"] == 0
@@ -68,7 +68,7 @@ def test_unreadable_input_exits_2(tmp_path):
 
 
 def test_text_report_says_per_gpu_per_replica_and_per_role(tmp_path):
-    res = runner.invoke(app, ["validate", "-f", str(ROOT / "examples/deepseek-v3-pipeline.yaml")], env={"COLUMNS": "120"})
+    res = runner.invoke(app, ["validate", "-f", str(ROOT / "deploy/examples/deepseek-v3-pipeline.yaml")], env={"COLUMNS": "120"})
     assert res.exit_code == 0, res.output
     for phrase in ("tokens/s per GPU", "tokens/s per replica", "tokens/s whole role", "memory per GPU", "stage 1",
                    "routed experts per GPU per layer", "expert instances per GPU"):
@@ -78,7 +78,7 @@ def test_text_report_says_per_gpu_per_replica_and_per_role(tmp_path):
 def test_plot_writes_a_png_and_an_svg(tmp_path):
     for suffix in ("png", "svg"):
         target = tmp_path / f"memory.{suffix}"
-        res = runner.invoke(app, ["validate", "-f", str(ROOT / "examples/qwen3-235b-a22b-disaggregated.yaml"), "--plot", str(target)])
+        res = runner.invoke(app, ["validate", "-f", str(ROOT / "deploy/examples/qwen3-235b-a22b-disaggregated.yaml"), "--plot", str(target)])
         assert res.exit_code == 0 and target.stat().st_size > 1000
 
 

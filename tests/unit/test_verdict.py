@@ -10,7 +10,7 @@ from moe_operator.capacity.evaluate import evaluate
 from moe_operator.capacity.findings import Code
 from tests.builders import disaggregated, spec
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "examples"
 FEASIBLE = sorted(EXAMPLES.glob("*.yaml"))
 INFEASIBLE = {
     "invalid-parallelism.yaml": Code.INVALID_PARALLELISM,

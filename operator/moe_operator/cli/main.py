@@ -79,7 +79,11 @@ def validate(
         for r in reports:
             print_report(r, console)
     if plot:
-        from .plot import plot_memory
+        try:
+            from .plot import plot_memory
+        except ModuleNotFoundError as err:
+            Console(stderr=True).print(f"--plot needs matplotlib ({err}): pip install 'moe-operator[plot]'", markup=False, soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT)
 
         for i, r in enumerate(reports):
             target = plot if len(reports) == 1 else str(Path(plot).with_stem(f"{Path(plot).stem}-{i}-{r.name}"))
@@ -234,7 +238,11 @@ def rules(prometheus_rule: Annotated[bool, typer.Option("--prometheus-rule", hel
 @app.command()
 def dashboard() -> None:
     """Print the Grafana dashboard for MoE deployments (JSON, generated with grafana-foundation-sdk)."""
-    from ..monitoring.dashboards import overview_dashboard
+    try:
+        from ..monitoring.dashboards import overview_dashboard
+    except ModuleNotFoundError as err:
+        Console(stderr=True).print(f"moectl dashboard needs grafana-foundation-sdk ({err}): pip install 'moe-operator[dashboards]'", markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT)
 
     typer.echo(json.dumps(overview_dashboard(), indent=2, sort_keys=True))
 
