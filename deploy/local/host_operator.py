@@ -94,12 +94,12 @@ def host_overrides(workdir: pathlib.Path, webhook_port: int, metrics_port: int, 
 
 def start(tools: Tools, workdir: pathlib.Path, webhook_port: int, metrics_port: int, liveness_port: int,
           log_path: pathlib.Path, release: str = RELEASE, namespace: str = NAMESPACE,
-          service_account: str = SERVICE_ACCOUNT) -> subprocess.Popen:
+          service_account: str = SERVICE_ACCOUNT, extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
     kubeconfig = service_account_kubeconfig(tools, workdir / "operator-sa.kubeconfig", namespace, service_account)
     args = chart_arguments(tools, release, namespace)
     assert args[0] == "run", args
     moectl = pathlib.Path(sys.executable).parent / "moectl"
-    cmd = [str(moectl), *args, *host_overrides(workdir, webhook_port, metrics_port, liveness_port)]
+    cmd = [str(moectl), *args, *host_overrides(workdir, webhook_port, metrics_port, liveness_port), *extra_args]
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)

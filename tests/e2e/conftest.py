@@ -210,7 +210,9 @@ def operator(cluster, api, chart, tmp_path_factory) -> Operator:
     workdir = tmp_path_factory.mktemp("operator")
     log_path = workdir / "operator.log"
     metrics_port = _free_port()
-    proc = mod.start(tools, workdir, webhook_port, metrics_port, _free_port(), log_path)
+    # a short certificate check so the rotation test need not wait a minute
+    proc = mod.start(tools, workdir, webhook_port, metrics_port, _free_port(), log_path,
+                     extra_args=("--webhook-cert-check-seconds=2",))
     op = Operator(proc, log_path, f"system:serviceaccount:{mod.NAMESPACE}:{mod.SERVICE_ACCOUNT}", metrics_port,
                   mod.WEBHOOK_CONFIG, workdir / "operator-sa.kubeconfig")
 

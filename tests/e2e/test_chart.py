@@ -4,16 +4,22 @@ identity, upgrade from the previous chart version and uninstall without orphans,
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 import pathlib
+import ssl
 import subprocess
+import urllib.request
 import uuid
 
 import pytest
 import yaml
 from kubernetes import client, config
+from cryptography import x509
 from kubernetes.client.rest import ApiException
 
+from moe_operator.kube.certs import CertificateSet, issue, renewal_reason
 from tests.kube_schemas import LOCATION, generate
 from tests.wait import wait_for
 
@@ -175,6 +181,113 @@ def test_the_operator_identity_is_refused_what_it_must_not_do(api, operator, nam
     assert statuses == {what: 403 for what in refused}, statuses
     # what it needs: its own certificate Secret, and (tested by the whole operator suite) its workloads
     assert _status(lambda: core.read_namespaced_secret("moe-operator-webhook-cert", "moe-system")) == 200
+
+
+# ------------------------------------------------------------------------------------------ webhook certificate
+
+def _secret_certs(api) -> CertificateSet:
+    secret = client.CoreV1Api(api).read_namespaced_secret("moe-operator-webhook-cert", "moe-system")
+    certs = CertificateSet.from_data({k: base64.b64decode(v) for k, v in (secret.data or {}).items()})
+    assert certs is not None, sorted(secret.data or {})
+    return certs
+
+
+def _served_cert(port: int) -> bytes:
+    return ssl.get_server_certificate(("127.0.0.1", port)).encode()
+
+
+def _ca_bundle(api, name: str) -> bytes:
+    hooks = client.AdmissionregistrationV1Api(api).read_validating_webhook_configuration(name).webhooks
+    bundles = {base64.b64decode(h.client_config.ca_bundle) for h in hooks}
+    assert len(bundles) == 1
+    return bundles.pop()
+
+
+def _pem_equal(a: bytes, b: bytes) -> bool:
+    return x509.load_pem_x509_certificate(a) == x509.load_pem_x509_certificate(b)
+
+
+def test_the_operator_keeps_its_certificate_in_the_secret_and_its_ca_in_the_webhook(api, operator, chart):
+    _, _, webhook_port = chart
+    certs = _secret_certs(api)
+    names = ["127.0.0.1", "moe-operator-webhook.moe-system.svc", "moe-operator-webhook.moe-system.svc.cluster.local"]
+    assert renewal_reason(certs, names) is None
+    assert _ca_bundle(api, operator.webhook_config) == certs.ca_bundle
+    assert _pem_equal(_served_cert(webhook_port), certs.cert)
+
+
+def test_a_certificate_near_expiry_is_renewed_under_the_same_ca_without_a_refusal(api, operator, chart):
+    _, _, webhook_port = chart
+    current = _secret_certs(api)
+    names = ["127.0.0.1", "moe-operator-webhook.moe-system.svc", "moe-operator-webhook.moe-system.svc.cluster.local"]
+    # a certificate issued 70 days ago by the same CA: 20 of its 90 days left, under the third that triggers renewal
+    stale = issue(names, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=70), current)
+    assert renewal_reason(stale, names) is not None and stale.ca_bundle == current.ca_bundle
+    core = client.CoreV1Api(api)
+    secret = core.read_namespaced_secret("moe-operator-webhook-cert", "moe-system")
+    secret.data = {k: base64.b64encode(v).decode() for k, v in stale.as_data().items()}
+    core.replace_namespaced_secret("moe-operator-webhook-cert", "moe-system", secret)
+
+    renewed = wait_for(lambda: (c := _secret_certs(api)).cert != stale.cert and c, timeout_seconds=30,
+                       what="the operator to renew the certificate")
+    assert renewal_reason(renewed, names) is None
+    assert renewed.ca_bundle == current.ca_bundle and _ca_bundle(api, operator.webhook_config) == current.ca_bundle
+    wait_for(lambda: _pem_equal(_served_cert(webhook_port), renewed.cert), timeout_seconds=30,
+             what="the webhook server to serve the renewed certificate")
+    # the API server trusts it: the webhook still refuses an infeasible plan (not a TLS error)
+    from tests.e2e.conftest import _webhook_answers
+
+    assert _webhook_answers(api)
+
+
+def test_helm_upgrade_keeps_the_ca_bundle_and_the_webhook_answering(api, operator, chart, cluster):
+    """The chart renders no caBundle of its own; an upgrade must not wipe the one the operator patched in."""
+    mod, tools, webhook_port = chart
+    before = _ca_bundle(api, operator.webhook_config)
+    values: dict[str, object] = {"operator.resyncSeconds": 5}
+    if cluster.prometheus_url:
+        values["operator.prometheusURL"] = cluster.prometheus_url
+    mod.helm_install(tools, webhook_port, values)  # helm upgrade --install of the installed release
+    assert _ca_bundle(api, operator.webhook_config) == before == _secret_certs(api).ca_bundle
+    from tests.e2e.conftest import _webhook_answers
+
+    assert _webhook_answers(api)
+
+
+def _review(port: int, ca: bytes, spec: dict) -> dict:
+    body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": str(uuid.uuid4()), "kind": {"group": "moe.inference.io", "version": "v1alpha1", "kind": "MoEDeployment"},
+        "resource": {"group": "moe.inference.io", "version": "v1alpha1", "resource": "moedeployments"},
+        "operation": "CREATE", "name": spec["metadata"]["name"], "namespace": "default", "userInfo": {"username": "test"},
+        "object": spec, "dryRun": True}}).encode()
+    ctx = ssl.create_default_context(cadata=ca.decode())
+    req = urllib.request.Request(f"https://127.0.0.1:{port}/validate", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        return json.load(r)["response"]
+
+
+def test_a_second_replica_shares_the_certificate_stands_by_and_answers_reviews(api, operator, chart, tmp_path):
+    from tests.e2e.conftest import _free_port
+
+    mod, tools, _ = chart
+    port = _free_port()
+    log = tmp_path / "second.log"
+    # priority 0: below the session operator's random one, so this replica stands by
+    second = mod.start(tools, tmp_path, port, _free_port(), _free_port(), log, extra_args=("--priority=0",))
+    peering = client.CustomObjectsApi(api)
+    try:
+        wait_for(lambda: len(peering.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "moe-operator-moe-system")
+                             .get("status") or {}) == 2, timeout_seconds=30, what="both replicas in the peering object")
+        certs = _secret_certs(api)
+        wait_for(lambda: _pem_equal(_served_cert(port), certs.cert), timeout_seconds=30, what="the second replica's webhook")
+        infeasible = yaml.safe_load((ROOT / "deploy" / "examples" / "infeasible" / "memory-exceeded.yaml").read_text())
+        response = _review(port, certs.ca_bundle, infeasible)
+        assert response["allowed"] is False and "MemoryExceeded" in response["status"]["message"]
+        assert "Pausing operations" in log.read_text() or "Resuming operations" not in log.read_text()
+        assert second.poll() is None and operator.alive()
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
 
 
 # ------------------------------------------------------------------------------------------ upgrade and uninstall

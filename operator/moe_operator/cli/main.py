@@ -126,6 +126,7 @@ def run(
     webhook_cert_source: Annotated[CertSource, typer.Option("--webhook-cert-source", help="generate: made at start (development); secret: kept in --webhook-cert-secret, shared by replicas and rotated; files: tls.crt/tls.key read from --webhook-cert-dir (cert-manager), reloaded when they change.")] = CertSource.generate,
     webhook_cert_dir: Annotated[str, typer.Option("--webhook-cert-dir", help="Where the webhook's certificate files are written (generate, secret) or read (files).")] = "/tmp/moe-operator-webhook",
     webhook_cert_secret: Annotated[Optional[str], typer.Option("--webhook-cert-secret", help="NAMESPACE/NAME of the Secret that keeps the webhook certificate (--webhook-cert-source secret).")] = None,
+    webhook_cert_check_seconds: Annotated[float, typer.Option("--webhook-cert-check-seconds", help="How often the secret-kept certificate is checked: renewed a third of its life before expiry, followed when another replica renewed it, caBundle re-patched.")] = 60.0,
     webhook_config: Annotated[Optional[str], typer.Option("--webhook-config", help="ValidatingWebhookConfiguration whose caBundle the operator keeps in step with its certificate.")] = None,
     manage_webhook_config: Annotated[bool, typer.Option("--manage-webhook-config/--no-manage-webhook-config",
                                                         help="Create and update the ValidatingWebhookConfiguration (needs RBAC for it).")] = True,
@@ -157,7 +158,7 @@ def run(
         kubeconfig=kubeconfig, resync_seconds=resync_seconds, webhook=webhook, webhook_address=webhook_address,
         webhook_port=webhook_port, webhook_host=webhook_host, webhook_service=webhook_service,
         webhook_cert_dir=webhook_cert_dir, webhook_cert_source=webhook_cert_source.value,
-        webhook_cert_secret=webhook_cert_secret, webhook_config=webhook_config, webhook_managed=manage_webhook_config,
+        webhook_cert_secret=webhook_cert_secret, webhook_config=webhook_config, webhook_cert_check_seconds=webhook_cert_check_seconds, webhook_managed=manage_webhook_config,
         prometheus_url=prometheus_url, metrics_address=metrics_address or None)
     if webhook_cert_source is CertSource.secret and (not webhook_cert_secret or "/" not in webhook_cert_secret):
         Console(stderr=True).print("--webhook-cert-source secret needs --webhook-cert-secret NAMESPACE/NAME")

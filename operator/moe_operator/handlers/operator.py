@@ -103,7 +103,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
         settings.admission.server = kopf.WebhookServer(
             addr=cfg.webhook_address, port=cfg.webhook_port, host=cfg.webhook_host or cfg.webhook_address,
             certfile=str(files.cert_file), pkeyfile=str(files.key_file),
-            cafile=str(files.ca_file) if files.ca_file.exists() else None)
+            cafile=str(files.ca_file) if files.ca_file.exists() else None,
+            file_check_interval=cfg.webhook_cert_check_seconds)  # renewed files are served within this time
         if cfg.webhook_managed:
             settings.admission.managed = WEBHOOK_CONFIG_NAME
 
