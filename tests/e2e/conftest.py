@@ -9,6 +9,7 @@ the simulated GPU nodes are skipped when those are missing).
 
 from __future__ import annotations
 
+import datetime
 import importlib.util
 import json
 import os
@@ -25,6 +26,8 @@ import yaml
 from kubernetes import client, config
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# Audit events of this session are those received after this (the local cluster's audit log outlives sessions).
+SESSION_STARTED = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def pytest_collection_modifyitems(items):

@@ -50,12 +50,19 @@ def _render(cluster, release: str, namespace: str, *args: str, include_crds: boo
 
 
 @pytest.fixture(scope="module")
-def schemas(cluster, third_party_crds, tmp_path_factory) -> pathlib.Path:
-    """kubeconform schemas for every group/version the chart renders, from this API server's OpenAPI."""
+def schemas(cluster, chart, tmp_path_factory) -> pathlib.Path:
+    """kubeconform schemas for every group/version the chart renders, from this API server's OpenAPI (the chart
+    fixture installed our CRDs, third_party_crds the others)."""
     out = tmp_path_factory.mktemp("schemas")
     gvs = {"v1", "apps/v1", "policy/v1", "rbac.authorization.k8s.io/v1", "admissionregistration.k8s.io/v1",
            "apiextensions.k8s.io/v1", "kopf.dev/v1", "monitoring.coreos.com/v1", "cert-manager.io/v1"}
-    assert len(generate(lambda path: json.loads(cluster.kubectl("get", "--raw", path).stdout), gvs, out)) > 20
+    def get(path: str) -> dict:
+        return json.loads(cluster.kubectl("get", "--raw", path).stdout)
+
+    # the API server publishes a new CRD's OpenAPI a moment after the CRD is Established
+    wait_for(lambda: all((f"apis/{gv}" if "/" in gv else f"api/{gv}") in get("/openapi/v3")["paths"] for gv in gvs),
+             timeout_seconds=60, what="the OpenAPI v3 documents of every group/version")
+    assert len(generate(get, gvs, out)) > 20
     return out
 
 
@@ -137,8 +144,14 @@ def test_namespaces_mode_grants_roles_only_in_the_watched_namespaces(cluster, na
 
 # ------------------------------------------------------------------------------------------ least privilege
 
+LEAST_PRIVILEGE_AGENT = "moe-least-privilege-test"  # tests/e2e/test_rbac_audit.py leaves these calls out
+
+
 def _as_operator(operator) -> client.ApiClient:
-    return config.new_client_from_config(config_file=str(operator.kubeconfig))
+    """The operator's own credentials, with a user agent that marks these deliberate refusals in the audit log."""
+    api = config.new_client_from_config(config_file=str(operator.kubeconfig))
+    api.user_agent = LEAST_PRIVILEGE_AGENT
+    return api
 
 
 def _status(call) -> int:

@@ -411,7 +411,9 @@ def test_volcano_pods_wait_for_their_scheduler(api, namespace):
         assert p.spec.scheduler_name == "volcano"
         assert p.metadata.annotations["scheduling.k8s.io/group-name"] == "gangvc-aggregated-0"
         assert p.status.phase == "Pending"  # no volcano scheduler runs here: the gang waits for it
-    assert _get(api, namespace, "gangvc")["status"]["phase"] in ("Pending", "Deploying")
+    # the status is written after the pods are created: wait for it rather than race it
+    phase = wait_for(lambda: _get(api, namespace, "gangvc").get("status", {}).get("phase"), what="the status phase")
+    assert phase in ("Pending", "Deploying")
 
 
 # ------------------------------------------------------------------------------------------ standby replica
