@@ -66,8 +66,10 @@ class Cluster:
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
         exe = str(self.bin_dir / "kubectl") if self.bin_dir else "kubectl"
-        return subprocess.run([exe, f"--kubeconfig={self.kubeconfig}", *args], input=stdin, capture_output=True,
-                              text=True, check=check)
+        proc = subprocess.run([exe, f"--kubeconfig={self.kubeconfig}", *args], input=stdin, capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        return proc
 
     def prometheus_query(self, promql: str) -> list[dict]:
         if not self.prometheus_url:
@@ -178,10 +180,18 @@ def _host_operator_module():
 def third_party_crds(cluster):
     """The Prometheus Operator's and cert-manager's CRDs (tests/fixtures/crds), so the chart's optional objects
     meet their real schemas; with them, `auto` renders the ServiceMonitor and PrometheusRule."""
+    from tests.wait import wait_for
+
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "tests" / "fixtures" / "crds"))
+    ext = client.ApiextensionsV1Api(cluster.api_client())
+
+    def established(name: str) -> bool:
+        conditions = ext.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
     for crd in ("servicemonitors.monitoring.coreos.com", "prometheusrules.monitoring.coreos.com",
                 "certificates.cert-manager.io", "issuers.cert-manager.io"):
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+        wait_for(lambda: established(crd), timeout_seconds=60, what=f"CRD {crd} to be established")
 
 
 @pytest.fixture(scope="session")
