@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv system-deps generate demo demo-down bench-operator test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
+.PHONY: venv system-deps generate demo demo-down bench-operator bench-chart test test-unit test-e2e lint-imports bench cluster-up cluster-down cluster-status clean
 
 venv: $(STAMP)
 
@@ -81,6 +81,10 @@ bench: venv
 
 bench-operator: venv system-deps
 	$(BIN)/python bench/operator_bench.py --background 50
+
+## bench-chart: helm template/install/uninstall, operator start to webhook answering, certificate renewal
+bench-chart: venv system-deps
+	$(BIN)/python bench/chart_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -286,7 +286,8 @@ def test_a_second_replica_shares_the_certificate_stands_by_and_answers_reviews(a
     port = _free_port()
     log = tmp_path / "second.log"
     # priority 0: below the session operator's random one, so this replica stands by
-    second = mod.start(tools, tmp_path, port, _free_port(), _free_port(), log, extra_args=("--priority=0",))
+    liveness = _free_port()
+    second = mod.start(tools, tmp_path, port, _free_port(), liveness, log, extra_args=("--priority=0",))
     peering = client.CustomObjectsApi(api)
     try:
         wait_for(lambda: len(peering.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "moe-operator-moe-system")
@@ -297,6 +298,9 @@ def test_a_second_replica_shares_the_certificate_stands_by_and_answers_reviews(a
         response = _review(port, certs.ca_bundle, infeasible)
         assert response["allowed"] is False and "MemoryExceeded" in response["status"]["message"]
         assert "Pausing operations" in log.read_text() or "Resuming operations" not in log.read_text()
+        # a standby replica is alive for its liveness probe (Kubernetes must not restart it for standing by)
+        with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=5) as r:
+            assert r.status == 200
         assert second.poll() is None and operator.alive()
     finally:
         second.terminate()
