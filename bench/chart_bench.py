@@ -102,10 +102,10 @@ def main() -> int:
 
         # renewal: a certificate with a sixth of its life left, same CA; time to renewed in the Secret and served
         secret = core.read_namespaced_secret("moe-operator-webhook-cert", host.NAMESPACE)
-        current = CertificateSet.from_data({k: base64.b64decode(v) for k, v in secret.data.items()})
+        current = CertificateSet.from_secret_data(secret.data)
         names = ["127.0.0.1", "moe-operator-webhook.moe-system.svc", "moe-operator-webhook.moe-system.svc.cluster.local"]
         stale = issue(names, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=75), current)
-        secret.data = {k: base64.b64encode(v).decode() for k, v in stale.as_data().items()}
+        secret.data = stale.as_secret_data()
         core.replace_namespaced_secret("moe-operator-webhook-cert", host.NAMESPACE, secret)
         t = time.perf_counter()
         secret_changed = served_changed = None

@@ -34,6 +34,7 @@ NAMESPACE = "moe-system"
 SERVICE_ACCOUNT = "moe-operator"  # the chart's fullname for release moe-operator
 WEBHOOK_CONFIG = f"{RELEASE}-{NAMESPACE}"  # the chart's cluster-scoped name: fullname-namespace
 STATE_DIR = ROOT / ".local-cluster"
+SA_KUBECONFIG = "operator-sa.kubeconfig"  # written by start() into its workdir
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def host_overrides(workdir: pathlib.Path, webhook_port: int, metrics_port: int, 
 def start(tools: Tools, workdir: pathlib.Path, webhook_port: int, metrics_port: int, liveness_port: int,
           log_path: pathlib.Path, release: str = RELEASE, namespace: str = NAMESPACE,
           service_account: str = SERVICE_ACCOUNT, extra_args: tuple[str, ...] = ()) -> subprocess.Popen:
-    kubeconfig = service_account_kubeconfig(tools, workdir / "operator-sa.kubeconfig", namespace, service_account)
+    kubeconfig = service_account_kubeconfig(tools, workdir / SA_KUBECONFIG, namespace, service_account)
     args = chart_arguments(tools, release, namespace)
     assert args[0] == "run", args
     moectl = pathlib.Path(sys.executable).parent / "moectl"

@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import yaml
@@ -36,12 +37,17 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
-def _cluster_module():
-    spec = importlib.util.spec_from_file_location("moe_local_cluster", ROOT / "deploy" / "local" / "cluster.py")
+def _local_script(name: str):
+    """A script of deploy/local/ (not a package) loaded as a module."""
+    spec = importlib.util.spec_from_file_location(f"moe_local_{name}", ROOT / "deploy" / "local" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses resolve their module through sys.modules
     spec.loader.exec_module(mod)
     return mod
+
+
+def _cluster_module():
+    return _local_script("cluster")
 
 
 @dataclass
@@ -168,12 +174,18 @@ def gpu_nodes(cluster):
     return items
 
 
-def _host_operator_module():
-    spec = importlib.util.spec_from_file_location("moe_host_operator", ROOT / "deploy" / "local" / "host_operator.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+@dataclass
+class ChartRelease:
+    """The session's chart release (deploy/local/host_operator.py as `mod`) and the values it was installed with."""
+
+    mod: Any
+    tools: Any
+    webhook_port: int
+    values: dict[str, object]
+
+    def install(self) -> None:
+        """`helm upgrade --install` with the same values (the first call installs)."""
+        self.mod.helm_install(self.tools, self.webhook_port, self.values)
 
 
 @pytest.fixture(scope="session")
@@ -200,17 +212,16 @@ def chart(cluster, third_party_crds):
     values: everything but the operator's pods, whose process runs on the host (see the `operator` fixture)."""
     if cluster.bin_dir is None:
         pytest.skip("needs the local cluster's helm")
-    mod = _host_operator_module()
-    tools = mod.Tools(cluster.bin_dir, cluster.kubeconfig)
+    mod = _local_script("host_operator")
     # Helm installs CRDs only when absent and never upgrades them: apply the current ones first (as documented)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    webhook_port = _free_port()
     values: dict[str, object] = {"operator.resyncSeconds": 5}
     if cluster.prometheus_url:
         values["operator.prometheusURL"] = cluster.prometheus_url
-    mod.helm_install(tools, webhook_port, values)
-    yield mod, tools, webhook_port
-    tools.run("helm", "uninstall", mod.RELEASE, "-n", mod.NAMESPACE, "--wait")
+    release = ChartRelease(mod, mod.Tools(cluster.bin_dir, cluster.kubeconfig), _free_port(), values)
+    release.install()
+    yield release
+    release.tools.run("helm", "uninstall", mod.RELEASE, "-n", mod.NAMESPACE, "--wait")
 
 
 @pytest.fixture(scope="session")
@@ -219,19 +230,19 @@ def operator(cluster, api, chart, tmp_path_factory) -> Operator:
     ServiceAccount (a bound token), so every end-to-end test also proves the chart's RBAC is sufficient."""
     from tests.wait import wait_for
 
-    mod, tools, webhook_port = chart
+    mod = chart.mod
     workdir = tmp_path_factory.mktemp("operator")
     log_path = workdir / "operator.log"
     metrics_port = _free_port()
     # a short certificate check so the rotation test need not wait a minute
-    proc = mod.start(tools, workdir, webhook_port, metrics_port, _free_port(), log_path,
+    proc = mod.start(chart.tools, workdir, chart.webhook_port, metrics_port, _free_port(), log_path,
                      extra_args=("--webhook-cert-check-seconds=2",))
     op = Operator(proc, log_path, f"system:serviceaccount:{mod.NAMESPACE}:{mod.SERVICE_ACCOUNT}", metrics_port,
-                  mod.WEBHOOK_CONFIG, workdir / "operator-sa.kubeconfig")
+                  mod.WEBHOOK_CONFIG, workdir / mod.SA_KUBECONFIG)
 
     def webhook_serving():
         assert op.alive(), op.log_tail()
-        return mod.ca_bundle_patched(tools) and _webhook_answers(api)
+        return mod.ca_bundle_patched(chart.tools) and webhook_answers(api)
 
     try:
         wait_for(webhook_serving, timeout_seconds=60, what="the operator's webhook to be serving")
@@ -244,7 +255,7 @@ def operator(cluster, api, chart, tmp_path_factory) -> Operator:
             proc.kill()
 
 
-def _webhook_answers(api) -> bool:
+def webhook_answers(api) -> bool:
     """A server-side dry run of an infeasible plan is refused by the webhook (not by a TLS or connection error)."""
     doc = yaml.safe_load((ROOT / "deploy" / "examples" / "infeasible" / "memory-exceeded.yaml").read_text())
     try:

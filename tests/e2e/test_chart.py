@@ -20,6 +20,7 @@ from cryptography import x509
 from kubernetes.client.rest import ApiException
 
 from moe_operator.kube.certs import CertificateSet, issue, renewal_reason
+from tests.e2e.conftest import _free_port, webhook_answers
 from tests.kube_schemas import LOCATION, generate
 from tests.wait import wait_for
 
@@ -27,6 +28,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "moe-operator"
 PREVIOUS_CHART = ROOT / "tests" / "fixtures" / "charts" / "moe-operator-0.1.0.tgz"
 LOCAL_VALUES = ROOT / "deploy" / "local" / "values-host-operator.yaml"
+# What the session operator's certificate must name: the host it is reached at, and the chart's Service.
+WEBHOOK_NAMES = ["127.0.0.1", "moe-operator-webhook.moe-system.svc", "moe-operator-webhook.moe-system.svc.cluster.local"]
 # The documented combinations: charts/moe-operator/ci/*-values.yaml, and the local cluster's values.
 COMBINATIONS = {p.name.removesuffix("-values.yaml"): ["-f", str(p)] for p in sorted((CHART / "ci").glob("*-values.yaml"))}
 COMBINATIONS["host-operator"] = ["-f", str(LOCAL_VALUES), "--set", "webhook.url=https://127.0.0.1:9443"]
@@ -38,6 +41,11 @@ def _tool(cluster, name: str, *args: str, stdin: str | None = None, check: bool 
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def _kubeconform(cluster, schemas: pathlib.Path, text: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(cluster.bin_dir / "kubeconform"), "-strict", "-summary", "-output", "json",
+                           "-schema-location", str(schemas / LOCATION), "-"], input=text, capture_output=True, text=True)
 
 
 def _docs(text: str) -> list[dict]:
@@ -95,8 +103,7 @@ def test_each_combination_renders_objects_the_api_server_and_kubeconform_accept(
     finally:
         for ns in made:
             core.delete_namespace(ns)
-    conform = subprocess.run([str(cluster.bin_dir / "kubeconform"), "-strict", "-summary", "-output", "json",
-                              "-schema-location", str(schemas / LOCATION), "-"], input=text, capture_output=True, text=True)
+    conform = _kubeconform(cluster, schemas, text)
     report = json.loads(conform.stdout)
     assert conform.returncode == 0 and report["summary"]["valid"] == len(docs), conform.stdout[-3000:]
 
@@ -106,8 +113,7 @@ def test_kubeconform_and_the_schema_catch_what_they_should(cluster, schemas, nam
     docs = _render(cluster, "moe-operator", namespace)
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFilesytem"] = True
-    conform = subprocess.run([str(cluster.bin_dir / "kubeconform"), "-strict", "-output", "json", "-schema-location",
-                              str(schemas / LOCATION), "-"], input=yaml.safe_dump(deployment), capture_output=True, text=True)
+    conform = _kubeconform(cluster, schemas, yaml.safe_dump(deployment))
     assert conform.returncode != 0 and "readOnlyRootFilesytem" in conform.stdout
     bad = _tool(cluster, "helm", "template", "r", str(CHART), "--set", "webhook.failurePolicy=Sometimes", check=False)
     assert bad.returncode != 0 and "/webhook/failurePolicy" in bad.stderr and "Fail" in bad.stderr
@@ -200,7 +206,7 @@ def test_the_operator_identity_is_refused_what_it_must_not_do(api, operator, nam
 
 def _secret_certs(api) -> CertificateSet:
     secret = client.CoreV1Api(api).read_namespaced_secret("moe-operator-webhook-cert", "moe-system")
-    certs = CertificateSet.from_data({k: base64.b64decode(v) for k, v in (secret.data or {}).items()})
+    certs = CertificateSet.from_secret_data(secret.data)
     assert certs is not None, sorted(secret.data or {})
     return certs
 
@@ -221,50 +227,38 @@ def _pem_equal(a: bytes, b: bytes) -> bool:
 
 
 def test_the_operator_keeps_its_certificate_in_the_secret_and_its_ca_in_the_webhook(api, operator, chart):
-    _, _, webhook_port = chart
     certs = _secret_certs(api)
-    names = ["127.0.0.1", "moe-operator-webhook.moe-system.svc", "moe-operator-webhook.moe-system.svc.cluster.local"]
-    assert renewal_reason(certs, names) is None
+    assert renewal_reason(certs, WEBHOOK_NAMES) is None
     assert _ca_bundle(api, operator.webhook_config) == certs.ca_bundle
-    assert _pem_equal(_served_cert(webhook_port), certs.cert)
+    assert _pem_equal(_served_cert(chart.webhook_port), certs.cert)
 
 
 def test_a_certificate_near_expiry_is_renewed_under_the_same_ca_without_a_refusal(api, operator, chart):
-    _, _, webhook_port = chart
     current = _secret_certs(api)
-    names = ["127.0.0.1", "moe-operator-webhook.moe-system.svc", "moe-operator-webhook.moe-system.svc.cluster.local"]
     # a certificate issued 70 days ago by the same CA: 20 of its 90 days left, under the third that triggers renewal
-    stale = issue(names, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=70), current)
-    assert renewal_reason(stale, names) is not None and stale.ca_bundle == current.ca_bundle
+    stale = issue(WEBHOOK_NAMES, dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=70), current)
+    assert renewal_reason(stale, WEBHOOK_NAMES) is not None and stale.ca_bundle == current.ca_bundle
     core = client.CoreV1Api(api)
     secret = core.read_namespaced_secret("moe-operator-webhook-cert", "moe-system")
-    secret.data = {k: base64.b64encode(v).decode() for k, v in stale.as_data().items()}
+    secret.data = stale.as_secret_data()
     core.replace_namespaced_secret("moe-operator-webhook-cert", "moe-system", secret)
 
     renewed = wait_for(lambda: (c := _secret_certs(api)).cert != stale.cert and c, timeout_seconds=30,
                        what="the operator to renew the certificate")
-    assert renewal_reason(renewed, names) is None
+    assert renewal_reason(renewed, WEBHOOK_NAMES) is None
     assert renewed.ca_bundle == current.ca_bundle and _ca_bundle(api, operator.webhook_config) == current.ca_bundle
-    wait_for(lambda: _pem_equal(_served_cert(webhook_port), renewed.cert), timeout_seconds=30,
+    wait_for(lambda: _pem_equal(_served_cert(chart.webhook_port), renewed.cert), timeout_seconds=30,
              what="the webhook server to serve the renewed certificate")
     # the API server trusts it: the webhook still refuses an infeasible plan (not a TLS error)
-    from tests.e2e.conftest import _webhook_answers
-
-    assert _webhook_answers(api)
+    assert webhook_answers(api)
 
 
-def test_helm_upgrade_keeps_the_ca_bundle_and_the_webhook_answering(api, operator, chart, cluster):
+def test_helm_upgrade_keeps_the_ca_bundle_and_the_webhook_answering(api, operator, chart):
     """The chart renders no caBundle of its own; an upgrade must not wipe the one the operator patched in."""
-    mod, tools, webhook_port = chart
     before = _ca_bundle(api, operator.webhook_config)
-    values: dict[str, object] = {"operator.resyncSeconds": 5}
-    if cluster.prometheus_url:
-        values["operator.prometheusURL"] = cluster.prometheus_url
-    mod.helm_install(tools, webhook_port, values)  # helm upgrade --install of the installed release
+    chart.install()  # helm upgrade --install of the installed release, same values
     assert _ca_bundle(api, operator.webhook_config) == before == _secret_certs(api).ca_bundle
-    from tests.e2e.conftest import _webhook_answers
-
-    assert _webhook_answers(api)
+    assert webhook_answers(api)
 
 
 def _review(port: int, ca: bytes, spec: dict) -> dict:
@@ -280,14 +274,11 @@ def _review(port: int, ca: bytes, spec: dict) -> dict:
 
 
 def test_a_second_replica_shares_the_certificate_stands_by_and_answers_reviews(api, operator, chart, tmp_path):
-    from tests.e2e.conftest import _free_port
-
-    mod, tools, _ = chart
     port = _free_port()
     log = tmp_path / "second.log"
     # priority 0: below the session operator's random one, so this replica stands by
     liveness = _free_port()
-    second = mod.start(tools, tmp_path, port, _free_port(), liveness, log, extra_args=("--priority=0",))
+    second = chart.mod.start(chart.tools, tmp_path, port, _free_port(), liveness, log, extra_args=("--priority=0",))
     peering = client.CustomObjectsApi(api)
     try:
         wait_for(lambda: len(peering.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", "moe-operator-moe-system")

@@ -5,14 +5,12 @@ Roles allow the same calls in a watched namespace (and nowhere else)."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-import yaml
 from kubernetes import client
 
 from tests.e2e.conftest import ROOT, SESSION_STARTED
-from tests.e2e.test_chart import LEAST_PRIVILEGE_AGENT
+from tests.e2e.test_chart import LEAST_PRIVILEGE_AGENT, _docs, _tool
 
 # Calls a namespace-scoped operator makes differently: kopf's peering object is namespaced there.
 NAMESPACED_EQUIVALENT = {("kopf.dev", "clusterkopfpeerings"): ("kopf.dev", "kopfpeerings")}
@@ -66,16 +64,14 @@ def test_no_call_of_the_operator_was_refused_by_rbac(cluster, operator, whole_su
 def test_the_namespace_scoped_chart_allows_the_same_calls_only_in_its_namespaces(cluster, api, operator, namespace, whole_suite):
     """Install the chart in namespaces mode (watching this test's namespace) and ask the API server's authorizer,
     for each kind of call the cluster-wide operator made, whether the namespace-scoped identity may make it there."""
-    release, bin_dir = "moe-ns", cluster.bin_dir
+    release = "moe-ns"
     webhook = ["--set", "webhook.url=https://127.0.0.1:1", "--set", "webhook.failurePolicy=Ignore",
                "--set", "webhook.namespaceSelector.matchLabels.moe-test/never=match"]
-    helm = [str(bin_dir / "helm"), f"--kubeconfig={cluster.kubeconfig}"]
-    subprocess.run([*helm, "install", release, str(ROOT / "charts" / "moe-operator"), "-n", namespace, "-f",
-                    str(ROOT / "deploy" / "local" / "values-host-operator.yaml"), "--set", "watch.mode=namespaces",
-                    "--set", f"watch.namespaces={{{namespace}}}", *webhook, "--wait"], check=True, capture_output=True)
+    _tool(cluster, "helm", "install", release, str(ROOT / "charts" / "moe-operator"), "-n", namespace, "-f",
+          str(ROOT / "deploy" / "local" / "values-host-operator.yaml"), "--set", "watch.mode=namespaces",
+          "--set", f"watch.namespaces={{{namespace}}}", *webhook, "--wait")
     try:
-        manifest = [d for d in yaml.safe_load_all(subprocess.run([*helm, "get", "manifest", release, "-n", namespace],
-                                                                 check=True, capture_output=True, text=True).stdout) if d]
+        manifest = _docs(_tool(cluster, "helm", "get", "manifest", release, "-n", namespace).stdout)
         names = {d["kind"]: d["metadata"]["name"] for d in manifest}
         sa = f"system:serviceaccount:{namespace}:{names['ServiceAccount']}"
         rename = {"moe-operator-webhook-cert": names["Secret"], operator.webhook_config: names["ValidatingWebhookConfiguration"],
@@ -101,4 +97,4 @@ def test_the_namespace_scoped_chart_allows_the_same_calls_only_in_its_namespaces
         allowed_elsewhere = [k for k in workload if allowed("default", *k)]
         assert not allowed_elsewhere, allowed_elsewhere
     finally:
-        subprocess.run([*helm, "uninstall", release, "-n", namespace, "--wait"], check=True, capture_output=True)
+        _tool(cluster, "helm", "uninstall", release, "-n", namespace, "--wait")

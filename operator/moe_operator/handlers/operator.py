@@ -121,12 +121,10 @@ def webhook_names(cfg: OperatorConfig) -> list[str]:
 def _webhook_certificates(cfg: OperatorConfig, memo: kopf.Memo) -> WebhookCertificates:
     directory = Path(cfg.webhook_cert_dir)
     if cfg.webhook_cert_source == "files":  # provided (cert-manager): the server reloads them when they change
-        return WebhookCertificates(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+        return WebhookCertificates.in_directory(directory)
     if cfg.webhook_cert_source != "secret":
         return make_webhook_certificates(directory, webhook_names(cfg))
-    if not cfg.webhook_cert_secret or "/" not in cfg.webhook_cert_secret:
-        raise kopf.PermanentError("the secret certificate source needs --webhook-cert-secret NAMESPACE/NAME")
-    ns, name = cfg.webhook_cert_secret.split("/", 1)
+    ns, name = cfg.webhook_cert_secret.split("/", 1)  # `moectl run` checked the NAMESPACE/NAME form
     keeper = SecretCertificateKeeper(memo["api"], ns, name, webhook_names(cfg), directory, cfg.webhook_config)
     certs = keeper.sync()  # before the server starts: it needs the files; a failure here stops the operator
     memo["metrics"].webhook_cert_expiry.set(certs.serving_not_after.timestamp())

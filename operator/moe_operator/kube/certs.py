@@ -8,6 +8,7 @@ Pure functions on PEM bytes, plus `write_files` for the webhook server.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 from dataclasses import dataclass
@@ -46,6 +47,14 @@ class CertificateSet:
         except KeyError:
             return None
 
+    def as_secret_data(self) -> dict[str, str]:
+        """A Secret's `data`: base64 of each PEM."""
+        return {k: base64.b64encode(v).decode() for k, v in self.as_data().items()}
+
+    @classmethod
+    def from_secret_data(cls, data: dict[str, str] | None) -> CertificateSet | None:
+        return cls.from_data({k: base64.b64decode(v) for k, v in (data or {}).items()})
+
     @property
     def serving_not_after(self) -> dt.datetime:
         return x509.load_pem_x509_certificate(self.cert).not_valid_after_utc
@@ -56,6 +65,11 @@ class WebhookCertificates:
     ca_file: Path
     cert_file: Path
     key_file: Path
+
+    @classmethod
+    def in_directory(cls, directory: Path) -> WebhookCertificates:
+        """The serving files' paths, named as in a Secret (and as cert-manager's mounted Secret names them)."""
+        return cls(directory / CA_BUNDLE, directory / TLS_CERT, directory / TLS_KEY)
 
 
 def _name(cn: str) -> x509.Name:
@@ -142,7 +156,7 @@ def renewal_reason(current: CertificateSet | None, names: list[str], now: dt.dat
 def write_files(certs: CertificateSet, directory: Path) -> WebhookCertificates:
     """Write the serving files; a file is rewritten only when its content changes (the server reloads then)."""
     directory.mkdir(parents=True, exist_ok=True)
-    out = WebhookCertificates(directory / CA_BUNDLE, directory / TLS_CERT, directory / TLS_KEY)
+    out = WebhookCertificates.in_directory(directory)
     for path, content in ((out.ca_file, certs.ca_bundle), (out.cert_file, certs.cert), (out.key_file, certs.key)):
         if not path.exists() or path.read_bytes() != content:
             tmp = path.with_suffix(".tmp")

@@ -37,12 +37,12 @@ class SecretCertificateKeeper:
         core = client.CoreV1Api(self.api)
         for _ in range(3):
             secret = core.read_namespaced_secret(self.secret_name, self.namespace)
-            current = CertificateSet.from_data({k: base64.b64decode(v) for k, v in (secret.data or {}).items()})
+            current = CertificateSet.from_secret_data(secret.data)
             reason = renewal_reason(current, self.names, now)
             if reason is None and current is not None:
                 break
             fresh = issue(self.names, now, current)
-            secret.data = {k: base64.b64encode(v).decode() for k, v in fresh.as_data().items()}
+            secret.data = fresh.as_secret_data()
             try:  # replace carries the resourceVersion just read: a concurrent writer makes this a 409
                 core.replace_namespaced_secret(self.secret_name, self.namespace, secret)
             except ApiException as err:
@@ -62,7 +62,7 @@ class SecretCertificateKeeper:
 
     @property
     def files(self) -> WebhookCertificates:
-        return WebhookCertificates(self.directory / "ca.crt", self.directory / "tls.crt", self.directory / "tls.key")
+        return WebhookCertificates.in_directory(self.directory)
 
 
 def patch_ca_bundle(api: client.ApiClient, name: str, ca_bundle: bytes) -> bool:
