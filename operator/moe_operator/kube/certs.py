@@ -1,8 +1,9 @@
 """Certificates for the admission webhook, made by the operator itself (cryptography).
 
 A long-lived CA signs a short-lived serving certificate. Renewing the serving certificate keeps the CA, so
-the webhook configuration's caBundle does not change and no API server call fails during a rotation. When the
-CA itself nears its end, a new CA is made and the bundle carries both until the old one expires.
+the webhook configuration's caBundle does not change and the API server keeps trusting the webhook across a
+rotation. When the CA itself nears its end, a new CA is made and the bundle carries both until the old one
+expires.
 Pure functions on PEM bytes, plus `write_files` for the webhook server.
 """
 
